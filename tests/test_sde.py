@@ -19,7 +19,7 @@ def test_marginal_matches_euler_maruyama(name, t1):
     """Simulating sde() forward from x(0) reproduces marginal_prob's mean and std within a few percent."""
     sde = SDE_CASES[name]()
     g = torch.Generator().manual_seed(0)
-    n, steps = 20000, 1000
+    n, steps = 10000, 400
     x0 = torch.tensor([1.0, -2.0], dtype=torch.float64).expand(n, 2)
     mean0, std0 = sde.marginal_prob(x0, torch.zeros(n, dtype=torch.float64))
     x = mean0 + bcast(std0, x0) * torch.randn(n, 2, generator=g, dtype=torch.float64)

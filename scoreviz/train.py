@@ -1,0 +1,253 @@
+"""Denoising score matching for every SDE, with EMA, step LR schedule, atomic checkpoints and exact resume.
+
+Loss (SPR Eq. 4, Song et al. Eq. 7 with lambda = std^2): t ~ U(t_min, 1], x_t = a(t) x0 + std(t) z,
+L = mean over the batch of sum over pixels of (std(t) s(x_t, t) + z)^2 = ||eps_hat - z||^2.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .nets import ScoreModel, build
+from .sde import SDE, get_sde
+
+__all__ = ["TrainConfig", "TrainResult", "train", "dsm_loss", "CheckpointError", "TrainingDiverged",
+           "save_checkpoint", "load_checkpoint", "load_score_model", "model_config", "resolve_device"]
+
+CKPT_NAME = "checkpoint.pt"
+FORMAT = "scoreviz-checkpoint-1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is unreadable, or belongs to a different configuration."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; defaults are SPR's (batch 16, AdamW lr 1e-4 wd 1e-3, EMA 0.9999)."""
+
+    epochs: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-4
+    betas: tuple = (0.9, 0.999)
+    weight_decay: float = 1e-3
+    milestones: tuple = ()        # epochs at which the learning rate is multiplied by gamma
+    gamma: float = 0.1
+    ema_decay: float = 0.9999
+    grad_clip: float | None = 1.0
+    t_min: float | None = None    # default: the SDE's eps
+    loss_reduce: str = "sum"      # per-sample 'sum' over pixels (SPR Eq. 4) or 'mean'
+    checkpoint_every: int = 50    # epochs
+    seed: int = 0
+    amp: bool | None = None       # bf16 autocast; None = on for CUDA
+    channels_last: bool | None = None  # None = on for CUDA
+
+    def identity(self) -> dict:
+        """The settings a resumed run must share (everything but how long and how often to save)."""
+        d = dataclasses.asdict(self)
+        for k in ("epochs", "checkpoint_every"):
+            d.pop(k)
+        return json.loads(json.dumps(d))
+
+
+@dataclass
+class TrainResult:
+    model: ScoreModel
+    ema: ScoreModel
+    history: list = field(default_factory=list)  # mean loss per epoch
+    epoch: int = 0
+    checkpoint: Path | None = None
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use device='cpu' or 'auto'")
+    return dev
+
+
+def model_config(model: ScoreModel) -> dict:
+    """JSON-able description from which load_score_model rebuilds the model."""
+    net = model.net
+    spec = getattr(net, "spec", None) or {"class": type(net).__name__}
+    return json.loads(json.dumps({"net": spec, "sde": model.sde.config(), "output": model.output}))
+
+
+def dsm_loss(model: ScoreModel, x0: torch.Tensor, *, t_min: float | None = None, reduce: str = "sum",
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Denoising score-matching loss of one batch x0 (B, ...), a scalar."""
+    t_min = model.sde.eps if t_min is None else t_min
+    t = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype) * (1 - t_min) + t_min
+    x_t, z = model.sde.perturb(x0, t, generator=generator)
+    err = (model.eps(x_t, t).float() - z.float()).pow(2).flatten(1)
+    return (err.sum(1) if reduce == "sum" else err.mean(1)).mean()
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write atomically: a temporary file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a scoreviz checkpoint with weights_only=True; clear CheckpointError if missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, wrong format, unpickling refused ...
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({type(e).__name__}: {e}). "
+                              "Delete it (training restarts from scratch) or restore a backup.") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a scoreviz checkpoint (expected format {FORMAT!r})")
+    return state
+
+
+def load_score_model(path: str | Path, *, ema: bool = True, device="cpu") -> ScoreModel:
+    """Rebuild a ScoreModel (network from its preset, SDE from its parameters) from a checkpoint."""
+    state = load_checkpoint(path)
+    cfg = state["config"]["model"]
+    if "preset" not in cfg["net"]:
+        raise CheckpointError(f"{path}: the network was not built from a preset; build it yourself and load state['ema']")
+    spec = dict(cfg["net"])
+    net = build(spec.pop("preset"), **{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    sde_cfg = dict(cfg["sde"])
+    sde = get_sde({"VESDE": "ve", "VPSDE": "vp", "SubVPSDE": "subvp", "SPRSDE": "spr"}[sde_cfg.pop("name")], **sde_cfg)
+    model = ScoreModel(net, sde, cfg["output"])
+    model.load_state_dict(state["ema" if ema else "model"])
+    return model.to(device).eval()
+
+
+def _diff(a: dict, b: dict, prefix="") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: checkpoint {va!r} != now {vb!r}")
+    return out
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float):
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | None = None, resume: bool = True,
+          device="auto", progress: bool = True, callback=None) -> TrainResult:
+    """Train `model` in place by DSM on data (N, ...) tensor or ImageSet; returns model, EMA copy and history.
+
+    With out_dir, a checkpoint (model, EMA, optimizer, RNG states, config, epoch, history) is written
+    atomically every cfg.checkpoint_every epochs and at the end; an existing one is resumed exactly.
+    callback(epoch, loss) runs after each epoch (raise in it to stop; the last checkpoint stays).
+    """
+    x = getattr(data, "images", data)
+    if not torch.is_tensor(x) or x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"data must be a non-empty (N, ...) tensor or ImageSet, got {type(data).__name__}")
+    if not torch.isfinite(x).all():
+        raise ValueError("training data contains NaN or inf values")
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    amp = cuda if cfg.amp is None else cfg.amp
+    channels_last = (cuda if cfg.channels_last is None else cfg.channels_last) and x.ndim == 4
+    model.to(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
+                            **({"fused": True} if cuda else {}))
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed)       # noise and times
+    perm_gen = torch.Generator().manual_seed(cfg.seed + 1)        # shuffling
+    config = {"train": cfg.identity(), "model": model_config(model),
+              "data": {"shape": list(x.shape), "checksum": round(float(x.double().sum()), 3)}}
+    ckpt = Path(out_dir) / CKPT_NAME if out_dir is not None else None
+    history, start, last_saved = [], 0, None
+    if ckpt is not None and ckpt.exists() and resume:
+        state = load_checkpoint(ckpt)
+        diff = _diff(state["config"], config)
+        if diff:
+            raise CheckpointError(f"{ckpt} was written with a different configuration:\n  " + "\n  ".join(diff)
+                                  + f"\nUse another out_dir, pass resume=False to overwrite, or restore those settings.")
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        gen.set_state(state["rng"]["gen"])
+        perm_gen.set_state(state["rng"]["perm"])
+        if cuda and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"])
+        history, start = list(state["history"]), int(state["epoch"])
+        last_saved = start
+
+    def checkpoint(epoch):
+        nonlocal last_saved
+        rng = {"torch": torch.get_rng_state(), "gen": gen.get_state(), "perm": perm_gen.get_state()}
+        if cuda:
+            rng["cuda"] = torch.cuda.get_rng_state()
+        save_checkpoint(ckpt, {"format": FORMAT, "epoch": epoch, "model": model.state_dict(), "ema": ema.state_dict(),
+                               "optimizer": opt.state_dict(), "rng": rng, "config": config, "history": history})
+        last_saved = epoch
+
+    n = len(x)
+    bar = tqdm(range(start, cfg.epochs), desc="train", disable=not progress, initial=start, total=cfg.epochs,
+               leave=False)
+    model.train()
+    for epoch in bar:
+        lr = cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        total, count = 0.0, 0
+        for idx in torch.randperm(n, generator=perm_gen).split(cfg.batch_size):
+            xb = x[idx].to(dev, non_blocking=True)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                loss = dsm_loss(model, xb, t_min=cfg.t_min, reduce=cfg.loss_reduce, generator=gen)
+            if not torch.isfinite(loss):
+                where = f"{ckpt} (epoch {last_saved})" if last_saved else "none written yet"
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, lr {lr:g}; last good checkpoint: {where}. "
+                    "Lower the learning rate or set grad_clip, and check the data.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            _ema_update(ema, model, cfg.ema_decay)
+            total, count = total + loss.item() * len(idx), count + len(idx)
+        history.append(total / count)
+        bar.set_postfix(loss=f"{history[-1]:.4g}", lr=f"{lr:g}")
+        done = epoch + 1
+        if ckpt is not None and (done % cfg.checkpoint_every == 0 or done == cfg.epochs):
+            checkpoint(done)
+        if callback is not None:
+            callback(done, history[-1])
+    bar.close()
+    model.eval()
+    return TrainResult(model, ema, history, len(history), ckpt)

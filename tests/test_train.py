@@ -1,0 +1,130 @@
+import pytest
+import torch
+
+from scoreviz.nets import ScoreModel, build
+from scoreviz.sde import VESDE, VPSDE
+from scoreviz.toys import scoredd_mixture
+from scoreviz.train import (CheckpointError, TrainConfig, TrainingDiverged, load_checkpoint, load_score_model,
+                            save_checkpoint, train)
+
+
+def test_mlp_dsm_approximates_exact_mixture_score():
+    """An MLP trained by DSM on the Score-DD mixture approximates the exact score of p_t."""
+    torch.manual_seed(0)
+    gm, sde = scoredd_mixture(), VESDE(0.1, 20.0, N=100)
+    data = gm.sample(10000, generator=torch.Generator().manual_seed(0))
+    model = ScoreModel(build("mlp"), sde)
+    res = train(model, data, TrainConfig(epochs=25, batch_size=256, lr=2e-3, ema_decay=0.99, weight_decay=0.0),
+                progress=False)
+    assert res.history[-1] < res.history[0]
+    g = torch.Generator().manual_seed(1)
+    x0 = gm.sample(2000, generator=g)
+    t = torch.rand(2000, generator=g) * 0.99 + 0.01
+    xt, _ = sde.perturb(x0, t, generator=g)
+    with torch.no_grad():
+        est = res.ema(xt, t)
+    std = sde.marginal_std(t)[:, None]
+    exact = gm.score(xt, t, sde)
+    rel = (((est - exact) * std).pow(2).sum(1).mean() / (exact * std).pow(2).sum(1).mean()).sqrt().item()
+    print(f"relative error of std * score: {rel:.3f}")
+    assert rel < 0.2
+
+
+def _small_setup(dropout=0.1):
+    torch.manual_seed(0)
+    net = build("tiny_res", in_channels=1, image_size=16, attn_res=(8,), dropout=dropout)
+    data = torch.rand(10, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return ScoreModel(net, VPSDE()), data
+
+
+CFG = dict(epochs=4, batch_size=4, lr=1e-3, ema_decay=0.9, checkpoint_every=1, milestones=(3,))
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
+    model, data = _small_setup()
+    full = train(model, data, TrainConfig(**CFG), out_dir=tmp_path / "a", progress=False)
+
+    def stop_after_two(epoch, loss):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    model, data = _small_setup()
+    with pytest.raises(KeyboardInterrupt):
+        train(model, data, TrainConfig(**CFG), out_dir=tmp_path / "b", progress=False, callback=stop_after_two)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 2
+    model, data = _small_setup()  # a fresh process would rebuild from scratch
+    resumed = train(model, data, TrainConfig(**CFG), out_dir=tmp_path / "b", progress=False)
+    assert resumed.history == full.history and resumed.epoch == 4
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(full.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    # the saved EMA rebuilds into a working score model
+    loaded = load_score_model(tmp_path / "b" / "checkpoint.pt")
+    x, t = data[:2], torch.tensor([0.5, 0.5])
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, t), resumed.ema.eval()(x, t), atol=1e-6)
+
+
+def test_resume_with_different_config_is_refused(tmp_path):
+    model, data = _small_setup()
+    train(model, data, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path, progress=False)
+    model, data = _small_setup()
+    with pytest.raises(CheckpointError, match=r"train\.lr: checkpoint 0\.001 != now 0\.01"):
+        train(model, data, TrainConfig(**{**CFG, "lr": 1e-2}), out_dir=tmp_path, progress=False)
+    # longer training of the same run is a resume, not a mismatch
+    model, data = _small_setup()
+    res = train(model, data, TrainConfig(**{**CFG, "epochs": 2}), out_dir=tmp_path, progress=False)
+    assert res.epoch == 2
+
+
+def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
+    model, data = _small_setup()
+    train(model, data, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="unreadable or corrupt"):
+        train(*_small_setup(), TrainConfig(**CFG), out_dir=tmp_path, progress=False)
+    torch.save({"weights": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match="not a scoreviz checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "c.pt", {"format": "x", "v": torch.ones(2)})
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"v": torch.zeros(2)})
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["v"], torch.ones(2))
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
+    model, data = _small_setup()
+    calls = {"n": 0}
+    eps = model.eps
+
+    def poisoned(x, t):
+        calls["n"] += 1
+        out = eps(x, t)
+        return out * float("nan") if calls["n"] > 6 else out  # 3 batches per epoch: NaN in epoch 3
+
+    model.eps = poisoned
+    with pytest.raises(TrainingDiverged, match=r"epoch 3.*checkpoint\.pt \(epoch 2\)"):
+        train(model, data, TrainConfig(**CFG), out_dir=tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2
+
+
+def test_bad_data():
+    model, _ = _small_setup()
+    with pytest.raises(ValueError, match="NaN"):
+        train(model, torch.full((2, 1, 16, 16), float("nan")), TrainConfig(epochs=1), progress=False)
+    with pytest.raises(ValueError, match="non-empty"):
+        train(model, [1, 2], TrainConfig(epochs=1), progress=False)

@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks; run `python -m benchmarks` from the repository root."""

@@ -1,0 +1,62 @@
+"""DSM training throughput (images/s) per network preset and resolution."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from scoreviz.nets import ScoreModel, build, count_parameters
+from scoreviz.sde import SPRSDE
+from scoreviz.train import dsm_loss
+
+CASES = [("tiny", 32, 16, "cpu"), ("tiny", 64, 16, "cpu"), ("spr", 192, 16, "cuda")]
+
+
+def _throughput(preset, size, batch, device, steps=5):
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    model = ScoreModel(build(preset), SPRSDE()).to(dev)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if cuda else {}))
+    x = torch.rand(batch, 3, size, size, device=dev) * 2 - 1
+    if cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def step():
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = dsm_loss(model, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    row = {"benchmark": f"DSM train {preset} ({count_parameters(model) / 1e6:.1f}M params) {size}px batch {batch}",
+           "value": round(steps * batch / dt, 2), "unit": "img/s", "device": device}
+    if cuda:
+        row["peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+        row["amp"] = "bf16, channels_last, fused AdamW"
+    return row
+
+
+def run() -> list[dict]:
+    rows = []
+    for preset, size, batch, device in CASES:
+        if device == "cuda" and not torch.cuda.is_available():
+            continue
+        rows.append(_throughput(preset, size, batch, device))
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(r)

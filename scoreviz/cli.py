@@ -1,0 +1,123 @@
+"""The `scoreviz` command: reproduce the notebooks, inspect and prepare datasets."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "find_notebooks", "run_notebooks"]
+
+
+def _default_notebook_dir() -> Path:
+    here = Path(__file__).resolve().parents[1] / "notebooks"  # a source checkout
+    return here if here.is_dir() else Path.cwd() / "notebooks"
+
+
+def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
+    """Notebooks NN_topic.ipynb in folder, optionally filtered by name ('01', '01_gmm_trajectories' or the topic)."""
+    books = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not books:
+        raise SystemExit(f"no notebooks (NN_topic.ipynb) found in {folder}; pass --notebooks DIR")
+    if not only:
+        return books
+    chosen = []
+    for name in only:
+        hits = [b for b in books if name in (b.stem, b.stem[:2], b.stem[3:], b.name)]
+        if not hits:
+            valid = ", ".join(b.stem for b in books)
+            raise SystemExit(f"unknown notebook {name!r} in --only; valid names: {valid}")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+def run_notebooks(books: list[Path], out: Path, params: dict) -> dict[str, str | None]:
+    """Execute each notebook with papermill into out/; returns {name: None or an error summary}."""
+    import papermill as pm
+
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for i, book in enumerate(books, 1):
+        accepted = set(pm.inspect_notebook(str(book)))
+        inject = {k: v for k, v in params.items() if k in accepted}
+        print(f"[{i}/{len(books)}] {book.stem} ...", flush=True)
+        t0 = time.time()
+        try:
+            pm.execute_notebook(str(book), str(out / book.name), parameters=inject, cwd=str(book.parent),
+                                progress_bar=True, kernel_name="python3")
+            results[book.stem] = None
+            print(f"[{i}/{len(books)}] {book.stem} done in {time.time() - t0:.0f} s", flush=True)
+        except Exception as e:  # report and go on with the other notebooks
+            msg = str(e).strip().splitlines()
+            results[book.stem] = " | ".join(line for line in msg[:12] if line.strip())
+            print(f"[{i}/{len(books)}] {book.stem} FAILED after {time.time() - t0:.0f} s:\n  {results[book.stem]}",
+                  flush=True)
+    return results
+
+
+def _reproduce(args) -> int:
+    if args.profile == "paper" and not args.data_root:
+        raise SystemExit("the paper profile needs the datasets: pass --data-root DIR (see README.md, 'Data')")
+    books = find_notebooks(Path(args.notebooks), args.only)
+    out = Path(args.out or f"runs/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    params = {"PROFILE": args.profile, "DEVICE": args.device, "OUT_DIR": str(out / "figures")}
+    if args.data_root:
+        params["DATA_ROOT"] = str(Path(args.data_root).resolve())
+    print(f"scoreviz reproduce: {len(books)} notebook(s), profile {args.profile}, output {out}")
+    results = run_notebooks(books, out, params)
+    failed = {k: v for k, v in results.items() if v}
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed; executed notebooks and figures in {out}")
+    return 1 if failed else 0
+
+
+def _data_summary(args) -> int:
+    from .data import DatasetError, summarize
+
+    try:
+        print(summarize(args.root, dataset=args.dataset))
+    except DatasetError as e:
+        raise SystemExit(f"error: {e}")
+    return 0
+
+
+def _prepare_visa(args) -> int:
+    from .data import DatasetError, prepare_visa
+
+    try:
+        dst = prepare_visa(args.src, args.dst, split_csv=args.split_csv)
+    except DatasetError as e:
+        raise SystemExit(f"error: {e}")
+    print(f"VisA written in MVTec layout to {dst}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scoreviz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("reproduce", help="run the notebooks with papermill and collect their outputs")
+    p.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
+    p.add_argument("--data-root", help="folder holding the downloaded datasets (paper profile)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="notebooks to run, e.g. 01 or 01_gmm_trajectories")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", help="output folder (default runs/<profile>-<timestamp>)")
+    p.add_argument("--notebooks", default=str(_default_notebook_dir()), help="folder with the notebooks")
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("data-summary", help="print what a dataset folder contains (categories, counts, sizes)")
+    p.add_argument("root")
+    p.add_argument("--dataset", help="mvtec, mpdd, btad, visa or folder (default: detect)")
+    p.set_defaults(func=_data_summary)
+
+    p = sub.add_parser("prepare-visa", help="convert raw VisA (with split_csv/1cls.csv) to MVTec layout")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--split-csv", help="default: SRC/split_csv/1cls.csv")
+    p.set_defaults(func=_prepare_visa)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from .nets import ScoreModel, build
 from .sde import SDE, get_sde
 
-__all__ = ["TrainConfig", "TrainResult", "train", "dsm_loss", "CheckpointError", "TrainingDiverged",
+__all__ = ["TrainConfig", "TrainResult", "train", "train_cached", "cache_dir", "dsm_loss", "CheckpointError", "TrainingDiverged",
            "save_checkpoint", "load_checkpoint", "load_score_model", "model_config", "resolve_device"]
 
 CKPT_NAME = "checkpoint.pt"
@@ -251,3 +252,23 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
     bar.close()
     model.eval()
     return TrainResult(model, ema, history, len(history), ckpt)
+
+
+def cache_dir() -> Path:
+    """Where train_cached keeps models: $SCOREVIZ_CACHE, else ~/.cache/scoreviz/models."""
+    return Path(os.environ.get("SCOREVIZ_CACHE", Path.home() / ".cache" / "scoreviz" / "models"))
+
+
+def train_cached(model: ScoreModel, data, cfg: TrainConfig, *, tag: str = "model", root: str | Path | None = None,
+                 device="auto", progress: bool = True) -> TrainResult:
+    """train() into a folder named by a hash of (model, SDE, training settings, epochs, data).
+
+    The same model on the same data is trained once and reused by every notebook; an interrupted
+    training resumes from its checkpoint. The folder is root/<tag>-<hash12>.
+    """
+    x = getattr(data, "images", data)
+    key = {"model": model_config(model), "train": cfg.identity(), "epochs": cfg.epochs,
+           "data": [list(x.shape), round(float(x.double().sum()), 3)]}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    out = Path(root or cache_dir()) / f"{tag}-{digest}"
+    return train(model, x, cfg, out_dir=out, device=device, progress=progress)

@@ -5,6 +5,7 @@ from scoreviz.nets import ScoreModel, build
 from scoreviz.sde import VESDE, VPSDE
 from scoreviz.toys import scoredd_mixture
 from scoreviz.train import (CheckpointError, TrainConfig, TrainingDiverged, load_checkpoint, load_score_model,
+                            train_cached,
                             save_checkpoint, train)
 
 
@@ -128,3 +129,19 @@ def test_bad_data():
         train(model, torch.full((2, 1, 16, 16), float("nan")), TrainConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match="non-empty"):
         train(model, [1, 2], TrainConfig(epochs=1), progress=False)
+
+
+def test_train_cached_reuses_the_same_model(tmp_path):
+    model, data = _small_setup(dropout=0.0)
+    cfg = TrainConfig(**{**CFG, "epochs": 2})
+    first = train_cached(model, data, cfg, tag="t", root=tmp_path)
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and folders[0].name.startswith("t-")
+    model2, _ = _small_setup(dropout=0.0)
+    second = train_cached(model2, data, cfg, tag="t", root=tmp_path)  # loads, trains nothing
+    assert second.history == first.history
+    for a, b in zip(first.ema.state_dict().values(), second.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    model3, _ = _small_setup(dropout=0.0)
+    train_cached(model3, data, TrainConfig(**{**CFG, "epochs": 3}), tag="t", root=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2  # other epochs: another model

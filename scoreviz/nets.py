@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .sde import SDE, bcast
 
 __all__ = ["MLPScoreNet", "SPRUNet", "ResUNet", "ScoreModel", "PRESETS", "build", "count_parameters",
-           "WideResNet", "load_wide_resnet"]
+           "WideResNet", "load_wide_resnet", "load_official_spr"]
 
 
 class FourierEmbedding(nn.Module):
@@ -124,6 +124,50 @@ class SPRUNet(nn.Module):
             feats[f"dec{i}"] = h
         out = self.outc(h)
         return (out, feats) if return_features else out
+
+
+_SPR_KEY_RULES = [  # official SPR U-Net parameter names -> SPRUNet names
+    (r"^inc\.double_conv\.", lambda m: "inc."),
+    (r"^down(\d+)\.maxpool_conv\.1\.double_conv\.", lambda m: f"downs.{int(m[1]) - 1}."),
+    (r"^up(\d+)\.conv\.double_conv\.", lambda m: f"ups.{int(m[1]) - 1}."),
+    (r"^dense_in\.dense\.", lambda m: "enc_dense.0."),
+    (r"^dense_d(\d+)\.dense\.", lambda m: f"enc_dense.{m[1]}."),
+    (r"^dense_u(\d+)\.dense\.", lambda m: f"dec_dense.{int(m[1]) - 1}."),
+    (r"^outc\.conv\.", lambda m: "outc."),
+]
+
+
+def load_official_spr(path, in_channels: int = 3) -> SPRUNet:
+    """Load a released SPR checkpoint (<category>.pth, EMA weights, official names) into the `spr` preset.
+
+    Wrap it as ScoreModel(net, SPRSDE(25.0), output="std"): the official network divides by std(t) itself,
+    which ScoreModel does here.
+    """
+    import re
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no SPR checkpoint at {path}; expected <category>.pth from the authors' release")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable PyTorch state dict ({type(e).__name__}: {e})") from None
+    renamed = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        for pattern, repl in _SPR_KEY_RULES:
+            key = re.sub(pattern, repl, key)
+        renamed[key] = value
+    net = build("spr", in_channels=in_channels)
+    want = net.state_dict()
+    missing, extra = sorted(set(want) - set(renamed)), sorted(set(renamed) - set(want))
+    bad = [k for k in want if k in renamed and renamed[k].shape != want[k].shape]
+    if missing or extra or bad:
+        raise ValueError(f"{path} does not match the official SPR U-Net (64-128-256-512-512, embed 256): "
+                         f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shape {bad[:3]}")
+    net.load_state_dict(renamed)
+    return net.eval()
 
 
 # ----------------------------------------------------------------------------------------------

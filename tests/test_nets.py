@@ -161,3 +161,49 @@ def test_wide_resnet_bad_files(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable PyTorch weight file"):
         load_wide_resnet(tmp_path / "junk.pth")
+
+
+def _official_spr_state_dict():
+    """Names and shapes of the released SPR U-Net (unet_model.py of the official repository), enumerated here."""
+    sd = {"embed.0.W": torch.randn(128) * 30, "embed.1.weight": torch.randn(256, 256) * 0.05,
+          "embed.1.bias": torch.zeros(256)}
+
+    def dconv(prefix, cin, cout, mid=None):
+        mid = mid or cout
+        for j, (i, o) in zip((0, 3), ((cin, mid), (mid, cout))):
+            sd[f"{prefix}.{j}.weight"] = torch.randn(o, i, 3, 3) * 0.02
+            sd[f"{prefix}.{j}.bias"] = torch.zeros(o)
+            sd[f"{prefix}.{j + 1}.weight"] = torch.ones(o)
+            sd[f"{prefix}.{j + 1}.bias"] = torch.zeros(o)
+
+    def dense(name, c):
+        sd[f"{name}.dense.weight"], sd[f"{name}.dense.bias"] = torch.randn(c, 256) * 0.02, torch.zeros(c)
+
+    dconv("inc.double_conv", 3, 64)
+    dense("dense_in", 64)
+    for i, (a, b) in enumerate([(64, 128), (128, 256), (256, 512), (512, 512)], 1):
+        dconv(f"down{i}.maxpool_conv.1.double_conv", a, b)
+        dense(f"dense_d{i}", b)
+    for i, (a, b) in enumerate([(1024, 256), (512, 128), (256, 64), (128, 64)], 1):
+        dconv(f"up{i}.conv.double_conv", a, b, a // 2)
+        dense(f"dense_u{i}", b)
+    sd["outc.conv.weight"], sd["outc.conv.bias"] = torch.randn(3, 64, 1, 1) * 0.1, torch.zeros(3)
+    return sd
+
+
+def test_official_spr_checkpoint_loads_into_spr_preset(tmp_path):
+    from scoreviz.nets import load_official_spr
+
+    sd = _official_spr_state_dict()
+    torch.save(sd, tmp_path / "bottle.pth")
+    net = load_official_spr(tmp_path / "bottle.pth")
+    assert count_parameters(net) == sum(v.numel() for k, v in sd.items() if k != "embed.0.W")
+    assert torch.equal(net.ups[0][0].weight, sd["up1.conv.double_conv.0.weight"])
+    assert torch.equal(net.enc_dense[4].weight, sd["dense_d4.dense.weight"])
+    assert torch.equal(net.embed[0].W, sd["embed.0.W"])
+    del sd["dense_u4.dense.bias"]
+    torch.save(sd, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match=r"missing \['dec_dense\.3\.bias'\]"):
+        load_official_spr(tmp_path / "broken.pth")
+    with pytest.raises(FileNotFoundError, match="no SPR checkpoint"):
+        load_official_spr(tmp_path / "zipper.pth")

@@ -8,24 +8,14 @@ from __future__ import annotations
 import datetime
 import importlib
 import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
+from scoreviz.reproduce import machine_info
+
 HERE = Path(__file__).resolve().parent
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}"
 
 
 def main(names: list[str]) -> None:
@@ -42,9 +32,9 @@ def main(names: list[str]) -> None:
         for row in importlib.import_module(f"benchmarks.{m}").run():
             print("  ", row, flush=True)
             rows.append((m, row))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
-    head = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} — {machine()}\n\n"
-            f"python {platform.python_version()}, torch {torch.__version__}, commit {commit or '?'}, "
+    info = machine_info()
+    head = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} — {info['cpu']}, GPU: {info['gpu']}\n\n"
+            f"python {info['python']}, torch {info['torch']}, commit {info.get('commit', '?')}, "
             f"command `python -m benchmarks {' '.join(names)}`\n\n"
             "| file | benchmark | value | unit | details |\n|---|---|---|---|---|\n")
     lines = []

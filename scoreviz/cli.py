@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "find_notebooks", "run_notebooks"]
+__all__ = ["main", "find_notebooks"]
 
 
 def _default_notebook_dir() -> Path:
@@ -31,43 +31,19 @@ def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
     return chosen
 
 
-def run_notebooks(books: list[Path], out: Path, params: dict) -> dict[str, str | None]:
-    """Execute each notebook with papermill into out/; returns {name: None or an error summary}."""
-    import papermill as pm
-
-    out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for i, book in enumerate(books, 1):
-        accepted = set(pm.inspect_notebook(str(book)))
-        inject = {k: v for k, v in params.items() if k in accepted}
-        print(f"[{i}/{len(books)}] {book.stem} ...", flush=True)
-        t0 = time.time()
-        try:
-            pm.execute_notebook(str(book), str(out / book.name), parameters=inject, cwd=str(book.parent),
-                                progress_bar=True, kernel_name="python3")
-            results[book.stem] = None
-            print(f"[{i}/{len(books)}] {book.stem} done in {time.time() - t0:.0f} s", flush=True)
-        except Exception as e:  # report and go on with the other notebooks
-            msg = str(e).strip().splitlines()
-            results[book.stem] = " | ".join(line for line in msg[:12] if line.strip())
-            print(f"[{i}/{len(books)}] {book.stem} FAILED after {time.time() - t0:.0f} s:\n  {results[book.stem]}",
-                  flush=True)
-    return results
-
-
 def _reproduce(args) -> int:
-    if args.profile == "paper" and not args.data_root:
-        raise SystemExit("the paper profile needs the datasets: pass --data-root DIR (see README.md, 'Data')")
+    from .reproduce import check_paper_data, run
+
     books = find_notebooks(Path(args.notebooks), args.only)
+    if args.profile == "paper":
+        check_paper_data(books, args.data_root)
     out = Path(args.out or f"runs/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    params = {"PROFILE": args.profile, "DEVICE": args.device, "OUT_DIR": str(out / "figures")}
+    params = {"PROFILE": args.profile, "DEVICE": args.device}
     if args.data_root:
         params["DATA_ROOT"] = str(Path(args.data_root).resolve())
-    print(f"scoreviz reproduce: {len(books)} notebook(s), profile {args.profile}, output {out}")
-    results = run_notebooks(books, out, params)
-    failed = {k: v for k, v in results.items() if v}
-    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed; executed notebooks and figures in {out}")
-    return 1 if failed else 0
+    print(f"scoreviz reproduce: {len(books)} notebook(s), profile {args.profile}, output {out}", flush=True)
+    figures = Path(args.notebooks).resolve().parent / "figures" if args.refresh_figures else None
+    return run(books, out, params, cache=out.parent / ".cache", jobs=args.jobs, refresh_figures=figures)
 
 
 def _data_summary(args) -> int:
@@ -102,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", help="output folder (default runs/<profile>-<timestamp>)")
     p.add_argument("--notebooks", default=str(_default_notebook_dir()), help="folder with the notebooks")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
+    p.add_argument("--refresh-figures", action="store_true", help="copy the new figures into the repository's figures/")
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("data-summary", help="print what a dataset folder contains (categories, counts, sizes)")

@@ -126,6 +126,24 @@ class SPRUNet(nn.Module):
         return (out, feats) if return_features else out
 
 
+def _read_state_dict(path, what: str, hint: str) -> dict:
+    """torch.load(weights_only=True) of a state dict, unwrapping {'state_dict': ...} and 'module.' prefixes."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}; {hint}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable PyTorch weight file ({type(e).__name__}: {e}); {hint}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict; {hint}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
 _SPR_KEY_RULES = [  # official SPR U-Net parameter names -> SPRUNet names
     (r"^inc\.double_conv\.", lambda m: "inc."),
     (r"^down(\d+)\.maxpool_conv\.1\.double_conv\.", lambda m: f"downs.{int(m[1]) - 1}."),
@@ -144,18 +162,10 @@ def load_official_spr(path, in_channels: int = 3) -> SPRUNet:
     which ScoreModel does here.
     """
     import re
-    from pathlib import Path
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no SPR checkpoint at {path}; expected <category>.pth from the authors' release")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable PyTorch state dict ({type(e).__name__}: {e})") from None
+    state = _read_state_dict(path, "SPR checkpoint", "expected <category>.pth from the authors' release")
     renamed = {}
     for key, value in state.items():
-        key = key.removeprefix("module.")
         for pattern, repl in _SPR_KEY_RULES:
             key = re.sub(pattern, repl, key)
         renamed[key] = value
@@ -416,21 +426,10 @@ class WideResNet(nn.Module):
 
 def load_wide_resnet(path, depth: int = 50) -> WideResNet:
     """Build WideResNet(depth) and load an ImageNet weight file in torchvision's format (e.g. wide_resnet50_2-*.pth)."""
-    from pathlib import Path
-
-    path = Path(path)
     hint = (f"expected torchvision's ImageNet weights for wide_resnet{depth}_2 (a .pth state dict); download them "
             f"on a machine with internet (torchvision.models.wide_resnet{depth}_2(weights='IMAGENET1K_V1') saves one "
             "under ~/.cache/torch/hub/checkpoints) and pass its path")
-    if not path.is_file():
-        raise FileNotFoundError(f"no Wide-ResNet weight file at {path}; {hint}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable PyTorch weight file ({type(e).__name__}: {e}); {hint}") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = _read_state_dict(path, "Wide-ResNet weight file", hint)
     net = WideResNet(depth)
     want = net.state_dict()
     missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))

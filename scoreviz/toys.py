@@ -34,20 +34,20 @@ class GaussianMixture:
         return self.means.shape[1]
 
     def _params(self, t, sde: SDE | None, B: int):
-        """Per-sample component means (B, K, D) and variances (B, K) of p_t."""
+        """Per-sample mean coefficient a (B,) and component variances (B, K) of p_t."""
         if sde is None or t is None:
-            return self.means.expand(B, -1, -1), (self.stds**2).expand(B, -1)
+            return torch.ones(B, dtype=torch.float64), (self.stds**2).expand(B, -1)
         t = torch.as_tensor(t, dtype=torch.float64).expand(B)
         a, s = sde.mean_coeff(t), sde.marginal_std(t)
-        means = a[:, None, None] * self.means[None]
-        var = a[:, None] ** 2 * self.stds[None] ** 2 + s[:, None] ** 2
-        return means, var
+        return a, a[:, None] ** 2 * self.stds[None] ** 2 + s[:, None] ** 2
 
     def _log_components(self, x, t, sde):
+        """log w_k N(x; a mu_k, v_k I) (B, K), with squared distances from one matrix product (no (B, K, D) array)."""
         x64 = x.to(torch.float64)
-        means, var = self._params(t, sde, x.shape[0])
-        d2 = (x64[:, None, :] - means).pow(2).sum(-1)
-        return self.weights.log()[None] - 0.5 * self.dim * torch.log(2 * math.pi * var) - d2 / (2 * var), means, var
+        a, var = self._params(t, sde, x.shape[0])
+        d2 = (x64.pow(2).sum(1, keepdim=True) - 2 * a[:, None] * (x64 @ self.means.T)
+              + a[:, None] ** 2 * self.means.pow(2).sum(1)[None]).clamp(min=0)
+        return self.weights.log()[None] - 0.5 * self.dim * torch.log(2 * math.pi * var) - d2 / (2 * var), a, var
 
     def log_prob(self, x: torch.Tensor, t=None, sde: SDE | None = None) -> torch.Tensor:
         """log p_t(x) for x (B, D); t=None gives the data density p_0 itself."""
@@ -56,10 +56,9 @@ class GaussianMixture:
 
     def score(self, x: torch.Tensor, t=None, sde: SDE | None = None) -> torch.Tensor:
         """Exact grad_x log p_t(x), shape (B, D): sum_k r_k(x) (a mu_k - x) / v_k."""
-        logc, means, var = self._log_components(x, t, sde)
-        r = torch.softmax(logc, 1)
-        x64 = x.to(torch.float64)
-        return (r[..., None] * (means - x64[:, None, :]) / var[..., None]).sum(1).to(x.dtype)
+        logc, a, var = self._log_components(x, t, sde)
+        w = torch.softmax(logc, 1) / var
+        return (a[:, None] * (w @ self.means) - w.sum(1, keepdim=True) * x.to(torch.float64)).to(x.dtype)
 
     def score_fn(self, sde: SDE):
         """The exact score as a score_fn(x, t) for samplers."""

@@ -7,9 +7,17 @@ from scoreviz.cli import find_notebooks, main
 HAZELNUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hazelnut_toy"
 
 
-def test_paper_profile_without_data_root_fails_at_once():
-    with pytest.raises(SystemExit, match="--data-root"):
-        main(["reproduce", "--profile", "paper"])
+def test_paper_profile_without_data_fails_at_once(tmp_path):
+    (tmp_path / "05_spr_benchmark.ipynb").write_text("{}")
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "--profile", "paper", "--notebooks", str(tmp_path)])
+    msg = str(e.value)
+    assert "--data-root <not given>" in msg and "MVTec AD for 05_spr_benchmark" in msg and "BTAD" in msg
+    assert "DATA_ROOT/mvtec/<category>/" in msg and "mvtec.com" in msg
+    (tmp_path / "data" / "mvtec").mkdir(parents=True)
+    with pytest.raises(SystemExit) as e:  # MVTec there, BTAD and MPDD still missing
+        main(["reproduce", "--profile", "paper", "--notebooks", str(tmp_path), "--data-root", str(tmp_path / "data")])
+    assert "MVTec AD" not in str(e.value) and "MPDD" in str(e.value)
 
 
 def test_unknown_notebook_lists_valid_names(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = ["image_auroc", "pixel_auroc", "aupro", "f1_max", "average_precision",
-           "pixel_f1_max", "pixel_average_precision"]
+           "pixel_f1_max", "pixel_average_precision", "evaluate"]
 
 
 def _to_numpy(x, name):
@@ -207,3 +207,18 @@ def pixel_average_precision(maps, masks):
     maps = _check_scores(maps, "maps", 3, "(N, H, W)")
     return _average_precision(
         maps, _check_binary(masks, "masks", maps.shape, "(N, H, W)", "maps"), "masks")
+
+
+def evaluate(maps, masks, labels, *, image_scores=None, pro: bool = True, fpr_limit: float = 0.3) -> dict:
+    """Image AUROC (score = max of each map unless image_scores is given), pixel AUROC and AUPRO in one dict.
+
+    Pixel metrics are NaN when the masks hold no anomalous pixel (e.g. MNIST one-class).
+    """
+    maps = _check_scores(maps, "maps", 3, "(N, H, W)")
+    scores = maps.reshape(len(maps), -1).max(1) if image_scores is None else image_scores
+    out = {"image_auroc": image_auroc(scores, labels)}
+    has_pixels = bool(_to_numpy(masks, "masks").any())
+    out["pixel_auroc"] = pixel_auroc(maps, masks) if has_pixels else float("nan")
+    if pro:
+        out["aupro"] = aupro(maps, masks, fpr_limit) if has_pixels else float("nan")
+    return out

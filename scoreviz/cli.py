@@ -46,6 +46,66 @@ def _reproduce(args) -> int:
     return run(books, out, params, cache=out.parent / ".cache", jobs=args.jobs, refresh_figures=figures)
 
 
+def _parse_settings(pairs: list[str]) -> dict:
+    import dataclasses
+    import json
+
+    from .train import TrainConfig
+
+    valid = {f.name for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in valid:
+            raise SystemExit(f"--set takes KEY=VALUE with KEY one of: {', '.join(sorted(valid))}; got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _train(args) -> int:
+    """DSM training of one model on one dataset category; torchrun starts one process per GPU."""
+    import json
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    from . import data, nets, sde, train
+
+    cfg = train.TrainConfig(**_parse_settings(args.set))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = args.device
+    if world > 1:
+        cuda = torch.cuda.is_available() and device != "cpu"
+        dist.init_process_group("nccl" if cuda else "gloo")
+        if cuda:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            torch.cuda.set_device(device)
+        else:
+            device = "cpu"
+    try:
+        images = data.load(args.dataset, args.category, "train", root=args.root, size=args.size,
+                           **({"channels": args.channels} if args.channels else {}))
+    except data.DatasetError as e:
+        raise SystemExit(f"error: {e}")
+    torch.manual_seed(cfg.seed)
+    try:
+        net = nets.build(args.preset, in_channels=images.images.shape[1])
+        model = nets.ScoreModel(net, sde.get_sde(args.sde, **json.loads(args.sde_kwargs)), args.output)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    res = train.train(model, images, cfg, out_dir=args.out, device=device, progress=not args.no_progress)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(f"trained {args.preset} on {args.dataset}/{args.category} ({len(images)} images, {world} process(es)): "
+              f"epoch {res.epoch}, loss {res.history[-1]:.4g}; checkpoint {res.checkpoint}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
 def _data_summary(args) -> int:
     from .data import DatasetError, summarize
 
@@ -81,6 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
     p.add_argument("--refresh-figures", action="store_true", help="copy the new figures into the repository's figures/")
     p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("train", help="train a score model by DSM (one process, or one per GPU under torchrun)")
+    p.add_argument("--dataset", required=True, help="mvtec, mpdd, btad, visa, folder, textures or mnist")
+    p.add_argument("--category", help="category (None for a single-category folder)")
+    p.add_argument("--root", help="dataset folder (not needed for textures and mnist)")
+    p.add_argument("--size", type=int, help="image size (default: the dataset's)")
+    p.add_argument("--channels", type=int, help="force 1 or 3 channels")
+    p.add_argument("--preset", default="tiny", help="network preset (scoreviz.nets.PRESETS)")
+    p.add_argument("--sde", default="spr", help="ve, vp, subvp or spr")
+    p.add_argument("--sde-kwargs", default="{}", help='JSON, e.g. \'{"sigma": 25}\'')
+    p.add_argument("--output", default="std", choices=("std", "eps"), help="network parameterisation")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="TrainConfig setting, e.g. epochs=3000")
+    p.add_argument("--out", required=True, help="checkpoint folder (an existing checkpoint is resumed)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("data-summary", help="print what a dataset folder contains (categories, counts, sizes)")
     p.add_argument("root")

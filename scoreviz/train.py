@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from .nets import ScoreModel, build
@@ -160,6 +161,12 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float):
         be.copy_(bm)
 
 
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | None = None, resume: bool = True,
           device="auto", progress: bool = True, callback=None) -> TrainResult:
     """Train `model` in place by DSM on data (N, ...) tensor or ImageSet; returns model, EMA copy and history.
@@ -167,6 +174,9 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
     With out_dir, a checkpoint (model, EMA, optimizer, RNG states, config, epoch, history) is written
     atomically every cfg.checkpoint_every epochs and at the end; an existing one is resumed exactly.
     callback(epoch, loss) runs after each epoch (raise in it to stop; the last checkpoint stays).
+    Under torchrun (torch.distributed initialised) the network is wrapped in DistributedDataParallel,
+    each global batch of cfg.batch_size is split across the ranks, and rank 0 writes the checkpoints
+    (exact resume is guaranteed for single-process runs).
     """
     x = getattr(data, "images", data)
     if not torch.is_tensor(x) or x.ndim < 2 or len(x) == 0:
@@ -175,6 +185,10 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
         raise ValueError("training data contains NaN or inf values")
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
+    rank, world = _rank_world()
+    if cuda:
+        x = x.to(dev)  # the whole pre-resized training set stays on the GPU
+    progress = progress and rank == 0
     amp = cuda if cfg.amp is None else cfg.amp
     channels_last = (cuda if cfg.channels_last is None else cfg.channels_last) and x.ndim == 4
     model.to(dev)
@@ -183,7 +197,13 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
                             **({"fused": True} if cuda else {}))
-    gen = torch.Generator(device=dev).manual_seed(cfg.seed)       # noise and times
+    step_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(model.net, device_ids=[dev.index] if cuda else None)
+        step_model = ScoreModel(ddp, model.sde, model.output)  # shares the parameters of model.net
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed + 1000 * rank)  # noise and times
     perm_gen = torch.Generator().manual_seed(cfg.seed + 1)        # shuffling
     config = {"train": cfg.identity(), "model": model_config(model),
               "data": {"shape": list(x.shape), "checksum": round(float(x.double().sum()), 3)}}
@@ -208,12 +228,17 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
 
     def checkpoint(epoch):
         nonlocal last_saved
+        last_saved = epoch
+        if rank > 0:
+            dist.barrier()  # wait until rank 0 has written it
+            return
         rng = {"torch": torch.get_rng_state(), "gen": gen.get_state(), "perm": perm_gen.get_state()}
         if cuda:
             rng["cuda"] = torch.cuda.get_rng_state()
         save_checkpoint(ckpt, {"format": FORMAT, "epoch": epoch, "model": model.state_dict(), "ema": ema.state_dict(),
                                "optimizer": opt.state_dict(), "rng": rng, "config": config, "history": history})
-        last_saved = epoch
+        if world > 1:
+            dist.barrier()
 
     n = len(x)
     bar = tqdm(range(start, cfg.epochs), desc="train", disable=not progress, initial=start, total=cfg.epochs,
@@ -225,12 +250,19 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
             g["lr"] = lr
         total, count = 0.0, 0
         for idx in torch.randperm(n, generator=perm_gen).split(cfg.batch_size):
-            xb = x[idx].to(dev, non_blocking=True)
+            if world > 1:
+                if len(idx) < world:
+                    continue  # every rank needs a sample
+                idx = idx[rank::world]
+            xb = x[idx.to(x.device)].to(dev, non_blocking=True)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss = dsm_loss(model, xb, t_min=cfg.t_min, reduce=cfg.loss_reduce, generator=gen)
-            if not torch.isfinite(loss):
+                loss = dsm_loss(step_model, xb, t_min=cfg.t_min, reduce=cfg.loss_reduce, generator=gen)
+            stats = torch.stack([loss.detach().float() * len(idx), torch.tensor(float(len(idx)), device=dev)])
+            if world > 1:
+                dist.all_reduce(stats)  # every rank sees the global loss, so all stop together on NaN
+            if not torch.isfinite(stats[0]):
                 where = f"{ckpt} (epoch {last_saved})" if last_saved else "none written yet"
                 raise TrainingDiverged(
                     f"loss became {loss.item()} at epoch {epoch + 1}, lr {lr:g}; last good checkpoint: {where}. "
@@ -241,7 +273,7 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             _ema_update(ema, model, cfg.ema_decay)
-            total, count = total + loss.item() * len(idx), count + len(idx)
+            total, count = total + stats[0].item(), count + stats[1].item()
         history.append(total / count)
         bar.set_postfix(loss=f"{history[-1]:.4g}", lr=f"{lr:g}")
         done = epoch + 1

@@ -41,3 +41,28 @@ def test_data_summary_and_errors(capsys, tmp_path):
     assert main(["data-summary", str(HAZELNUT)]) == 0
     out = capsys.readouterr().out
     assert "train: good 28" in out and "colour 17" in out
+
+
+def test_train_command_single_process_and_under_torchrun(tmp_path):
+    """`scoreviz train` trains and checkpoints, alone and under torchrun (2 CPU processes, gloo backend)."""
+    import os
+    import subprocess
+    import sys
+
+    from scoreviz.train import load_checkpoint
+
+    args = ["train", "--dataset", "textures", "--category", "brick", "--size", "16", "--preset", "tiny",
+            "--set", "epochs=2", "--set", "batch_size=8", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "single")]) == 0
+    single = load_checkpoint(tmp_path / "single" / "checkpoint.pt")
+    assert single["epoch"] == 2 and len(single["history"]) == 2
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "scoreviz.cli"] + args + ["--out", str(tmp_path / "ddp")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 process(es)" in done.stdout
+    ddp = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    assert ddp["epoch"] == 2 and all(map(lambda v: v == v, ddp["history"]))
+    with pytest.raises(SystemExit, match="KEY one of: amp, batch_size"):
+        main(args[:-5] + ["--set", "epoch=3", "--out", str(tmp_path / "x")])

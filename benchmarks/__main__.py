@@ -26,6 +26,7 @@ def main(names: list[str]) -> None:
             sys.exit(f"unknown benchmark(s) {unknown}; valid: {[m[6:] for m in mods]}")
         mods = [f"bench_{n}" for n in names]
     torch.set_num_threads(os.cpu_count() or 1)
+    load = os.getloadavg()
     rows = []
     for m in mods:
         print(f"running {m} ...", flush=True)
@@ -35,7 +36,8 @@ def main(names: list[str]) -> None:
     info = machine_info()
     head = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} — {info['cpu']}, GPU: {info['gpu']}\n\n"
             f"python {info['python']}, torch {info['torch']}, commit {info.get('commit', '?')}, "
-            f"command `python -m benchmarks {' '.join(names)}`\n\n"
+            f"command `python -m benchmarks {' '.join(names)}`, load average before the run "
+            f"{load[0]:.2f} (other processes on the machine)\n\n"
             "| file | benchmark | value | unit | details |\n|---|---|---|---|---|\n")
     lines = []
     for m, r in rows:

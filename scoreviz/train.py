@@ -155,8 +155,8 @@ def _diff(a: dict, b: dict, prefix="") -> list[str]:
 
 @torch.no_grad()
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float):
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm.detach(), 1 - decay)
+    """ema <- decay * ema + (1 - decay) * model, as one multi-tensor op (one launch on a GPU, not one per tensor)."""
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
     for be, bm in zip(ema.buffers(), model.buffers()):
         be.copy_(bm)
 

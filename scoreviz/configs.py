@@ -74,6 +74,182 @@ EXPERIMENTS: dict[str, dict] = {
         "cpu": {},
         "paper": {},
     },
+    "spr": {  # SPR (Shin et al., ICCV 2023) on images: notebooks 03 (variance scale k), 04 (N), 05 (benchmark)
+        "common": {
+            "sde": "spr", "sde_kwargs": {"sigma": 25.0},
+            "k": 1e-3,               # inference variance scale (sigma_k ~= 0.032)
+            "n": 3,                  # perturbations per image (Algorithm 1's N)
+            "kernel_at_256": 31,     # mean filter width at 256 px; spr.scaled_kernel keeps its share of the map
+            "protocol": "paper",     # spr.PROTOCOLS: 'paper' (Lanczos, reflect) or 'official' (bilinear, zeros)
+            "milestones": {"mvtec": (1000, 2000)},   # lr x 0.1 at these epochs (MVTec; none for BTAD and MPDD)
+            "n_values": (1, 3, 5, 8),                # Table 5 (N = 1, 3, 5) and one more
+            "fig5_ks": (1e-4, 1e-3, 1e-2, 0.1, 0.5),
+            "n_show": 2,             # anomalous test images per category in the Fig. 4-style grid
+            "min_steps": 0,          # at least this many optimizer steps (small folders get more epochs)
+        },
+        "cpu": {
+            "dataset": "textures", "categories": {"textures": ("brick", "grass", "gravel")},
+            "benchmark_datasets": ("textures",),
+            "size": 32, "eval_size": 48,         # the paper's 192 -> 256, scaled down
+            "holdout": 0.1,          # fraction of normal training images kept out of training (label-free k)
+            "n_criterion": 20,
+            "net": "tiny", "net_kwargs": {"channels": (16, 32, 64, 64), "groups": 8},
+            "train": {"epochs": 20, "batch_size": 16, "lr": 2e-3, "weight_decay": 1e-3, "ema_decay": 0.99,
+                      "grad_clip": 1.0, "checkpoint_every": 1000},
+            "min_steps": 240,
+            "k_grid": (-4.0, 0.0, 9),          # log10 grid of k for Fig. 6 (np.logspace arguments)
+            "k_ablation": None,      # k of the N ablation; None: each category's label-free k
+            "seeds": 3, "batch_size": 64, "threads": 1,
+        },
+        "paper": {
+            "dataset": "mvtec", "categories": {},   # empty: every category of the dataset
+            "benchmark_datasets": ("mvtec", "btad", "mpdd"),
+            "size": 192, "eval_size": 256,
+            "holdout": 0.0,          # train on all normal images, as the paper does ...
+            "n_criterion": 32,       # ... so the label-free criterion uses this many training images
+            "net": "spr", "net_kwargs": {},
+            "train": {"epochs": 3000, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-3, "ema_decay": 0.9999,
+                      "grad_clip": None, "checkpoint_every": 50},
+            "k_grid": (-5.0, 0.0, 11),
+            "k_ablation": 1e-3,
+            "seeds": 3, "batch_size": 16, "threads": None,
+        },
+    },
+    "ddad": {  # DDAD (Mousakhan et al.): conditioned DDIM reconstruction + pixel/feature distances (notebook 09)
+        "common": {
+            "sde_kwargs": {"beta_min": 0.1, "beta_max": 20.0, "N": 1000},  # DDPM betas 1e-4 .. 0.02
+            "t_start": 250, "skip": 25, "eta": 1.0,   # noise to step 250, 10 DDIM steps of 25 (official config)
+            "layers": ("layer2", "layer3"),           # backbone layers compared in D_f
+            "pool": 3,                                # 3x3 mean pooling of the features
+            "norm": "train",                          # D_p scale from normal training images ('image', 'batch')
+            "n_calibration": 16,                      # training images that fix that scale
+            "eval_crop": None,                        # the official code evaluates a central 224 crop (224)
+            "paper_settings": False,                  # per-category w, epochs, FE epochs from the README
+            "fe_epochs": 0,
+            "da": {"w": 3.0, "lr": 1e-4, "layers": ("layer1", "layer2", "layer3"), "batchnorm": "train"},
+            "v": {"default": 1.0, "visa": 7.0, "visa/cashew": 1.0},   # official config comments
+            "lam": {"default": 0.1, "visa": 0.01},                    # DA regulariser (DLlambda)
+            "da_batch_size": {"default": 16, "visa": 32, "visa/macaroni2": 16, "visa/pcb1": 16},
+            "test_batch_size": {"default": 16, "visa": 32},
+            "backbone_input_size": None,
+            "feature_t": 1e-3,                        # time at which the denoiser's own features are taken
+            "n_show": 4,                              # test images per figure
+        },
+        "cpu": {
+            "datasets": ("textures",),
+            "categories": {"textures": ("brick", "grass", "gravel")},
+            "size": 32,
+            "net": "tiny", "net_kwargs": {"channels": (16, 32, 64), "groups": 8, "embed_dim": 32},
+            "train": {"epochs": 20, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0, "ema_decay": 0.99,
+                      "grad_clip": 1.0, "loss_reduce": "mean", "t_min": 1e-3, "checkpoint_every": 1000},
+            "w": 1.0,
+            "v": {"default": 7.0},                    # VisA's value: the denoiser's features are weaker than ImageNet's
+            "feature_extractor": "denoiser", "denoiser_layers": ("enc1",),
+            "backbone_input_size": 128,               # for the Wide-ResNet comparison (only with weights)
+            "blur_sigma": 1.0,                        # DDAD's sigma 4 at 256 px, scaled to 32 px and rounded up
+            "w_grid": (0.0, 1.0, 2.0, 4.0),
+            "w_show": (0.0, 1.0, 2.0, 4.0, 8.0),
+            "batch_sizes": (1, 2, 5, 10, 15, 30, 60),
+            "threads": 1,                             # small convs: 1 thread is fastest on shared 2-core CPUs
+        },
+        "paper": {
+            "datasets": ("mvtec", "visa"),
+            "categories": {},                         # empty: every category of the dataset
+            "size": 256,
+            "net": "ddad", "net_kwargs": {},          # DDAD-S: "ddad_s" with {"dropout": 0.3, "heads": 2}
+            "train": {"epochs": 2000, "batch_size": 32, "lr": 3e-4, "weight_decay": 0.05, "ema_decay": 0.0,
+                      "grad_clip": None, "loss_reduce": "mean", "t_min": 1e-3, "checkpoint_every": 250},
+            "paper_settings": True,
+            "w": 3.0, "fe_epochs": 3,                 # only for categories the README does not list
+            "feature_extractor": "wide_resnet101",    # official config; 'wide_resnet50' also works
+            "denoiser_layers": ("down3", "down4"),    # 32x32 and 16x16, like layer2/layer3 of the backbone
+            "blur_sigma": 4.0,
+            "n_calibration": 32,
+            "w_grid": (0.0, 1.0, 2.0, 4.0, 8.0, 11.0),
+            "w_show": (0.0, 1.0, 3.0, 5.0, 8.0, 11.0),
+            "batch_sizes": (1, 2, 4, 8, 16, 32, 64),
+            "threads": 8,
+        },
+    },
+    "scoredd_images": {  # Score-DD on defect images: notebooks 06 (T scales, Table 4) and 08 (Tables 1-2)
+        "common": {
+            "r": 1,                   # reverse steps per start time
+            "combine": "product",     # across layers (Sec. 4.2); start times are summed
+            "variants": (("ve", "flow"), ("vp", "sde"), ("subvp", "flow")),   # Table 1: Ours^i, ^ii, ^iii
+            "btad_variant": ("vp", "flow"),                                    # Table 2 (App. B)
+            "T": 5,                   # start times per window in the label-free selection
+            "max_layers": 2,          # layer sets of 1..max_layers layers in the label-free selection
+            "pseudo_amplitude": 0.5,  # std of the noise patches that play anomalies in the selection
+            "n_show": 3,              # anomalous test images per figure
+        },
+        "cpu": {
+            "datasets": ("textures",), "categories": {"textures": ("brick", "grass", "gravel")},
+            "size": 32, "n_val": 40,  # normal training images held out of training for the label-free selection
+            "ablation_variant": ("vp", "flow"),    # Table 4 on the cpu profile (VE would need t up to 0.6)
+            "net": "tiny", "net_kwargs": {"channels": (16, 32, 64), "groups": 8, "embed_dim": 64, "fourier_scale": 16.0},
+            # N = 200 instead of 2000 keeps the two baselines (t_max N network calls each) affordable; the
+            # start times of VP/sub-VP are the paper's {250, ..., 50}/2000. VE: sigma_max by Song's rule
+            # (None = the largest distance between training images, ~11-13 here); its paper times add noise
+            # of std <= 0.03, too little for 32 px textures (notebook 06's sweep), so VE starts at 0.6..0.2.
+            "sde_kwargs": {"ve": {"sigma_min": 0.01, "sigma_max": None, "N": 200},
+                           "vp": {"beta_min": 0.1, "beta_max": 20.0, "N": 200},
+                           "subvp": {"beta_min": 0.1, "beta_max": 20.0, "N": 200}},
+            "t_steps": {"ve": (120, 100, 80, 60, 40), "vp": (25, 20, 15, 10, 5), "subvp": (25, 20, 15, 10, 5)},
+            "layers": ("enc0", "enc2"),           # 32 x 32 and 8 x 8 features of the tiny U-Net
+            "select_steps": (50, 45, 40, 35, 30, 25, 20, 15, 10, 5),   # grid of start times for the selection
+            "train": {"epochs": 30, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0, "ema_decay": 0.99,
+                      "grad_clip": 1.0, "checkpoint_every": 1000},
+            "batch_size": 64, "threads": 2,
+        },
+        "paper": {
+            "datasets": ("mvtec", "btad"), "categories": {},   # empty: every category of the dataset
+            "size": 256, "n_val": 16,
+            "ablation_variant": ("ve", "flow"),    # Table 4's numbers match the VE column of Table 1
+            "net": "ncsnpp", "net_kwargs": {"fourier_scale": 16.0},   # embedding: Fourier for VE, positional else
+            "sde_kwargs": {"ve": {"sigma_min": 0.01, "sigma_max": 348.0, "N": 2000},
+                           "vp": {"beta_min": 0.1, "beta_max": 20.0, "N": 2000},
+                           "subvp": {"beta_min": 0.1, "beta_max": 20.0, "N": 2000}},
+            "t_steps": {"ve": (250, 200, 150, 100, 50), "vp": (250, 200, 150, 100, 50),
+                        "subvp": (250, 200, 150, 100, 50)},
+            "layers": ("down2", "up4"),           # the 64 x 64 features (Fig. 4 shows 64 x 64 maps)
+            "select_steps": (500, 450, 400, 350, 300, 250, 200, 150, 100, 50),
+            # not in the paper: Song et al.'s NCSN++ optimiser settings, our epochs
+            "train": {"epochs": 2000, "batch_size": 8, "lr": 2e-4, "weight_decay": 0.0, "ema_decay": 0.999,
+                      "grad_clip": 1.0, "checkpoint_every": 50},
+            "batch_size": 4, "threads": None,
+        },
+    },
+    "scoredd_mnist": {  # Score-DD Table 3 (one-class MNIST) and Fig. 1 (train on "1", test a "7"): notebook 07
+        "common": {
+            "sde": "vp", "sampler": "flow", "r": 1, "combine": "product",
+            "fig1": {"train_digit": 1, "test_digit": 7, "t": 0.2, "n_frames": 6},
+        },
+        "cpu": {
+            "digits": (0, 1, 2, 3, 4), "size": 32,
+            "n_train": 200, "n_test": 40,         # per digit: 40 normal + 40 anomalous test images
+            "net": "tiny", "net_kwargs": {"channels": (16, 32, 64), "groups": 8, "embed_dim": 64, "fourier_scale": 16.0},
+            "sde_kwargs": {"beta_min": 0.1, "beta_max": 20.0, "N": 1000},
+            "t_steps": (300, 250, 200, 150, 100),
+            "layers": ("enc0", "enc2"),
+            "fig1_sde": None,                     # None: Fig. 1 uses the digit's Table 3 model
+            "train": {"epochs": 40, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.0, "ema_decay": 0.995,
+                      "grad_clip": 1.0, "checkpoint_every": 1000},
+            "batch_size": 80, "threads": 2,
+        },
+        "paper": {
+            "digits": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), "size": 32,
+            "n_train": None, "n_test": None,      # all training images of the digit, the whole test set
+            "net": "ddpmpp", "net_kwargs": {},
+            "sde_kwargs": {"beta_min": 0.1, "beta_max": 20.0, "N": 1000},
+            "t_steps": (250, 200, 150, 100, 50),
+            "layers": ("down0", "down2"),         # 32 x 32 and 8 x 8 features of DDPM++
+            # Fig. 1 (App. B): Song et al.'s tutorial model, sigma(t) = 25^t, 1000 steps
+            "fig1_sde": ("spr", {"sigma": 25.0, "N": 1000}),
+            "train": {"epochs": 200, "batch_size": 128, "lr": 2e-4, "weight_decay": 0.0, "ema_decay": 0.9999,
+                      "grad_clip": 1.0, "checkpoint_every": 10},
+            "batch_size": 256, "threads": None,
+        },
+    },
 }
 EXPERIMENTS = MappingProxyType(EXPERIMENTS)
 

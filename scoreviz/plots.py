@@ -307,3 +307,160 @@ def plot_curve(x, y, *, ax=None, label: str | None = None, color=None, logx: boo
     if ylabel:
         ax.set_ylabel(ylabel)
     return ax
+
+
+# ---------------------------------------------------------------------------------------------------------- SPR images
+__all__ += ["plot_radar", "plot_anomaly_grid", "plot_image_grid", "plot_sigma_axis"]
+
+
+def plot_radar(series: Mapping, *, ax=None, colors=None, linestyles=None, rlim=None, fill_alpha: float = 0.10,
+               lw: float = 1.8, markers: str = "o", legend_loc: str = "lower left"):
+    """Radar chart of named series {name: {category: value}} (SPR Fig. 6); categories from the first series.
+
+    ax must be a polar Axes (a new polar figure when None); rlim = (low, high) of the radius.
+    """
+    if not series:
+        raise ValueError("series is empty; expected {name: {category: value}}")
+    cats = list(next(iter(series.values())).keys())
+    if len(cats) < 3:
+        raise ValueError(f"a radar chart needs at least 3 categories, got {cats}")
+    if ax is None:
+        ax = plt.subplots(subplot_kw={"projection": "polar"})[1]
+    if getattr(ax, "name", "") != "polar":
+        raise ValueError("plot_radar needs a polar Axes: plt.subplots(subplot_kw={'projection': 'polar'})")
+    angles = np.linspace(0, 2 * np.pi, len(cats), endpoint=False)
+    closed = np.append(angles, angles[0])
+    colors = colors or sns.color_palette("deep", len(series))
+    linestyles = linestyles or ["-"] * len(series)
+    for (name, values), c, ls in zip(series.items(), colors, linestyles):
+        missing = [k for k in cats if k not in values]
+        if missing:
+            raise ValueError(f"series {name!r} lacks categories {missing}")
+        v = np.array([float(values[k]) for k in cats])
+        ax.plot(closed, np.append(v, v[0]), color=c, lw=lw, ls=ls, marker=markers, ms=4, label=name)
+        if fill_alpha:
+            ax.fill(closed, np.append(v, v[0]), color=c, alpha=fill_alpha)
+    ax.set_xticks(angles)
+    ax.set_xticklabels(cats)
+    ax.set_theta_offset(np.pi / 2)
+    ax.set_theta_direction(-1)
+    if rlim is not None:
+        ax.set_ylim(*rlim)
+    ax.legend(loc=legend_loc, bbox_to_anchor=(-0.15, -0.15), frameon=True, framealpha=0.9)
+    return ax
+
+
+def _show_image(ax, img, vmin=-1.0, vmax=1.0):
+    a = _np(img)
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
+    a = np.clip((a - vmin) / (vmax - vmin), 0, 1)
+    ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_anomaly_grid(images, maps, masks, *, axes=None, row_labels=None, cmap="inferno", vmax=None,
+                      titles=("input", "anomaly map", "ground truth")):
+    """SPR Fig. 4: one row per image with input (B, C, H, W) in [-1, 1], map (B, S, S) and mask (B, S, S).
+
+    Maps are drawn from 0 to vmax: a number (shared scale), None (the largest value shown, shared) or a
+    sequence of B values (e.g. a per-category scale). axes: a (B, 3) array of Axes (a new figure when None).
+    """
+    imgs, m, gt = _np(images), _np(maps), _np(masks)
+    if not (len(imgs) == len(m) == len(gt)):
+        raise ValueError(f"images, maps and masks need the same length, got {len(imgs)}, {len(m)}, {len(gt)}")
+    if axes is None:
+        axes = plt.subplots(len(imgs), 3, figsize=(6.3, 2.1 * len(imgs)), squeeze=False)[1]
+    axes = np.asarray(axes).reshape(len(imgs), 3)
+    tops = np.broadcast_to(np.asarray(float(m.max()) if vmax is None else vmax, dtype=float), (len(imgs),))
+    for i in range(len(imgs)):
+        _show_image(axes[i, 0], imgs[i])
+        axes[i, 1].imshow(m[i], cmap=cmap, vmin=0, vmax=tops[i], interpolation="bilinear")
+        axes[i, 2].imshow(gt[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        for ax in axes[i, 1:]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_labels is not None:
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=9)
+    for ax, t in zip(axes[0], titles):
+        ax.set_title(t, fontsize=10)
+    return axes
+
+
+def plot_image_grid(images, *, axes=None, row_labels=None, col_labels=None, vmin=-1.0, vmax=1.0, cmap=None):
+    """A grid of images: images is a nested list [row][col] of (C, H, W) images in [vmin, vmax] or (H, W) maps.
+
+    2-D maps are drawn with cmap (default 'inferno', own colour scale per map unless vmin/vmax given for
+    images only). axes: a (rows, cols) array of Axes (a new figure when None). Returns the axes.
+    """
+    rows, cols = len(images), max(len(r) for r in images)
+    if axes is None:
+        axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows), squeeze=False)[1]
+    axes = np.asarray(axes).reshape(rows, cols)
+    for i, row in enumerate(images):
+        for j in range(cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(row) or row[j] is None:
+                ax.axis("off")
+                continue
+            a = _np(row[j])
+            if a.ndim == 2:
+                ax.imshow(a, cmap=cmap or "inferno", interpolation="nearest")
+            else:
+                _show_image(ax, a, vmin, vmax)
+    if row_labels is not None:
+        for ax, t in zip(axes[:, 0], row_labels):
+            ax.set_ylabel(t, fontsize=9)
+    if col_labels is not None:
+        for ax, t in zip(axes[0], col_labels):
+            ax.set_title(t, fontsize=9)
+    return axes
+
+
+def plot_sigma_axis(ax, *, sigma: float = 25.0, label: str = r"noise std $\sigma_k$",
+                    ticks=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)):
+    """Add a top x-axis labelled with sigma_k = sqrt((sigma^(2k) - 1) / (2 ln sigma)) to an Axes whose x is k.
+
+    Call it after drawing (it copies the current x limits); ticks are the sigma_k values to mark.
+    """
+    ln = np.log(sigma)
+    lo, hi = ax.get_xlim()
+    top = ax.twiny()
+    top.set_xscale(ax.get_xscale())
+    top.set_xlim(lo, hi)
+    ks = np.log1p(2 * ln * np.asarray(ticks, dtype=float) ** 2) / (2 * ln)   # sigma_k -> k
+    keep = (ks >= min(lo, hi)) & (ks <= max(lo, hi))
+    top.set_xticks(ks[keep])
+    top.set_xticklabels([f"{t:g}" for t in np.asarray(ticks)[keep]])
+    top.minorticks_off()
+    top.set_xlabel(label)
+    return top
+
+
+# ---------------------------------------------------------------------------------------------------------- DDAD tables
+__all__ += ["plot_table_heatmap"]
+
+
+def plot_table_heatmap(table, *, ax=None, fmt: str = ".3f", cmap="YlGnBu", vmin: float | None = 0.5,
+                       vmax: float | None = 1.0, title: str | None = None, cbar: bool = False, percent: bool = False):
+    """A results table (DataFrame: rows categories, columns metrics) as an annotated heatmap (seaborn).
+
+    NaN cells stay blank; percent=True writes the annotations as percentages (values stay fractions).
+    """
+    import pandas as pd
+
+    df = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    df = df.astype(float)
+    ax = _ax(ax)
+    annot = (df * 100).map(lambda v: "" if np.isnan(v) else f"{v:.1f}") if percent else True
+    sns.heatmap(df, ax=ax, annot=annot, fmt="" if percent else fmt, cmap=cmap, vmin=vmin, vmax=vmax, cbar=cbar,
+                linewidths=0.5, linecolor="white", annot_kws={"fontsize": 8})
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", rotation=0)
+    ax.tick_params(axis="y", rotation=0)
+    if title:
+        ax.set_title(title)
+    return ax

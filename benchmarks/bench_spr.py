@@ -1,0 +1,55 @@
+"""SPR inference throughput (images/s) for N = 1, 3, 5 perturbations against the network's raw forward pass.
+
+All N draws of a batch go through the network in one call of batch B * N (spr.restoration_error), so the
+restoration error should cost about N forward passes per image, not more. Untrained networks: throughput
+does not depend on the weights.
+"""
+from __future__ import annotations
+
+import torch
+
+from scoreviz import configs, spr
+from scoreviz.nets import ScoreModel, build, count_parameters
+from scoreviz.sde import get_sde
+
+NS = (1, 3, 5)
+# (profile, channels, batch, device): the cpu profile's network at 32 px, the paper's `spr` U-Net at 192 px
+CASES = [("cpu", 1, 64, "cpu"), ("paper", 3, 2, "cpu"), ("paper", 3, 16, "cuda")]
+
+
+def _rows(profile, channels, batch, device):
+    cfg = configs.get(profile, "spr")
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    model = ScoreModel(build(cfg.net, **{**cfg.net_kwargs, "in_channels": channels}),
+                       get_sde(cfg.sde, **cfg.sde_kwargs)).to(dev).eval()
+    x = torch.rand(batch, channels, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    table = spr.time_inference(model, x.to(dev), model.sde, k=cfg.k, ns=NS, repeats=2 if profile == "paper" else 7)
+    name = f"{cfg.net} ({count_parameters(model) / 1e6:.2f}M params) {cfg.size}px batch {batch}"
+    rows = [{"benchmark": f"SPR raw forward, {name}", "value": round(1e3 / table.forward_ms_per_image.iloc[0], 2),
+             "unit": "img/s", "device": device}]
+    for _, r in table.iterrows():
+        rows.append({"benchmark": f"SPR restoration error N={int(r.N)}, {name}", "value": round(r.images_per_s, 2),
+                     "unit": "img/s", "device": device, "forward_passes": round(r.forward_passes, 2),
+                     "vs_plain_forward_of_BxN": round(r.vs_plain_forward, 2)})
+    return [{k: float(v) if hasattr(v, "item") else v for k, v in r.items()} for r in rows]
+
+
+def run() -> list[dict]:
+    rows, threads = [], torch.get_num_threads()
+    try:
+        for profile, channels, batch, device in CASES:
+            if device == "cuda" and not torch.cuda.is_available():
+                continue
+            if device == "cpu":   # one thread: on a shared CPU, more threads mostly measure the neighbours' load
+                torch.set_num_threads(1)
+            rows += [{**r, "threads": torch.get_num_threads()} for r in _rows(profile, channels, batch, device)]
+            torch.set_num_threads(threads)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(r)

@@ -39,6 +39,11 @@ def _reproduce(args) -> int:
         check_paper_data(books, args.data_root)
     out = Path(args.out or f"runs/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     params = {"PROFILE": args.profile, "DEVICE": args.device}
+    for pair in args.param or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"--param takes NAME=VALUE (a notebook parameter), got {pair!r}")
+        params[key] = value
     if args.data_root:
         params["DATA_ROOT"] = str(Path(args.data_root).resolve())
     print(f"scoreviz reproduce: {len(books)} notebook(s), profile {args.profile}, output {out}", flush=True)
@@ -139,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default runs/<profile>-<timestamp>)")
     p.add_argument("--notebooks", default=str(_default_notebook_dir()), help="folder with the notebooks")
     p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="another notebook parameter, e.g. CHECKPOINTS=/data/spr_weights (given to notebooks that declare it)")
     p.add_argument("--refresh-figures", action="store_true", help="copy the new figures into the repository's figures/")
     p.set_defaults(func=_reproduce)
 

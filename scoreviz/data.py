@@ -618,3 +618,63 @@ def summarize(root, dataset=None) -> str:
     for d in catdirs:
         lines += _summarize_category(d, normal)
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- MNIST idx files (user data)
+
+_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _read_idx(folder: Path, stem: str, magic: int) -> np.ndarray:
+    import gzip
+
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        path = folder / name
+        if path.is_file():
+            break
+    else:
+        raise DatasetError(f"MNIST file {stem}[.gz] not found in {folder}; expected the four idx files "
+                           f"{', '.join(s for pair in _MNIST_FILES.values() for s in pair)} (gzipped or not) "
+                           "from http://yann.lecun.com/exdb/mnist/")
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    ndim = magic - 2048                                 # 2049: labels (1-D), 2051: images (3-D)
+    head = np.frombuffer(raw[:4 + 4 * ndim], dtype=">u4") if len(raw) >= 4 + 4 * ndim else np.zeros(1)
+    if int(head[0]) != magic:
+        raise DatasetError(f"{path} is not an MNIST idx file (magic number {int(head[0])}, expected {magic})")
+    shape = tuple(int(v) for v in head[1:])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise DatasetError(f"{path} is truncated: header says {shape}, found {data.size} values")
+    return data.reshape(shape)
+
+
+def load_mnist_files(root, digit, split, size=32) -> ImageSet:
+    """One-class MNIST from the four idx files in `root` (gzipped or not): train = every training image of
+    `digit`; test = all test images, label 1 where the digit differs (defect_type = that digit). Images are
+    resized 28 -> size (Lanczos; Score-DD resizes MNIST to 32), 1 channel in [-1, 1]; masks are empty."""
+    root = Path(root).expanduser()
+    if str(digit) not in CATEGORIES["mnist"]:
+        raise DatasetError(f"unknown MNIST digit {digit!r}; expected one of 0..9")
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if not root.is_dir():
+        raise DatasetError(f"MNIST folder {root} does not exist; expected a folder with the four idx files")
+    img_stem, lab_stem = _MNIST_FILES[split]
+    x, y = _read_idx(root, img_stem, 2051), _read_idx(root, lab_stem, 2049).astype(np.int64)
+    if len(x) != len(y):
+        raise DatasetError(f"{root}: {len(x)} {split} images but {len(y)} labels")
+    digit = int(digit)
+    idx = np.flatnonzero(y == digit) if split == "train" else np.arange(len(y))
+    imgs = x[idx]
+    hw = _size_hw(size)
+    if hw is not None and imgs.shape[1:] != hw:
+        imgs = np.stack([np.asarray(Image.fromarray(a).resize(hw[::-1], Image.LANCZOS)) for a in imgs])
+    images = torch.from_numpy(imgs[:, None].astype(np.float32) / 127.5 - 1.0)
+    labels = torch.from_numpy((y[idx] != digit).astype(np.int64))
+    kinds = ["good" if v == digit else str(v) for v in y[idx]]
+    return ImageSet(images, torch.zeros(len(idx), *images.shape[2:], dtype=torch.bool), labels, kinds,
+                    [""] * len(idx))
+
+
+__all__.append("load_mnist_files")

@@ -464,3 +464,77 @@ def plot_table_heatmap(table, *, ax=None, fmt: str = ".3f", cmap="YlGnBu", vmin:
     if title:
         ax.set_title(title)
     return ax
+
+
+# ---------------------------------------------------------------------------------------------------------- Score-DD images
+__all__ += ["plot_feature_distance_grid", "plot_path_frames", "plot_score_along_paths"]
+
+
+def plot_feature_distance_grid(image, mask, maps, *, axes=None, row_labels=None, col_labels=None, cmap="inferno",
+                               title: str | None = None):
+    """Score-DD Fig. 4: an input image (C, H, W) and its mask (H, W) in the first column, then a grid of feature
+    distance maps (rows, cols, H, W) (e.g. layers x start times), each map on its own colour scale from 0.
+
+    axes: a (rows, cols + 1) array of Axes (a new figure when None). Returns the axes.
+    """
+    m = _np(maps)
+    rows, cols = m.shape[:2]
+    if axes is None:
+        axes = plt.subplots(rows, cols + 1, figsize=(1.7 * (cols + 1), 1.7 * rows), squeeze=False)[1]
+    axes = np.asarray(axes).reshape(rows, cols + 1)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _show_image(axes[0, 0], image)
+    axes[0, 0].set_title("input", fontsize=9)
+    if rows > 1:
+        axes[1, 0].imshow(_np(mask), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[1, 0].set_title("ground truth", fontsize=9)
+    for ax in axes[2:, 0]:
+        ax.axis("off")
+    for i in range(rows):
+        for j in range(cols):
+            axes[i, j + 1].imshow(m[i, j], cmap=cmap, vmin=0, interpolation="nearest")
+        if row_labels is not None:
+            axes[i, 1].set_ylabel(row_labels[i], fontsize=9)
+    if col_labels is not None:
+        for ax, t in zip(axes[0, 1:], col_labels):
+            ax.set_title(t, fontsize=9)
+    if title:
+        axes[0, 0].figure.suptitle(title, y=1.0)
+    return axes
+
+
+def plot_path_frames(whole, self_, *, axes=None, times=None, vmin=-1.0, vmax=1.0,
+                     labels=("whole score $x'$", "self score $x''$")):
+    """Score-DD Fig. 1: the states of the whole-score path (F, C, H, W) and of the self-score path (F, C, H, W)
+    as two rows of images, columns labelled by times (F,). axes: a (2, F) array of Axes."""
+    w, s = _np(whole), _np(self_)
+    if w.shape != s.shape:
+        raise ValueError(f"whole and self paths need the same shape, got {w.shape} and {s.shape}")
+    F = w.shape[0]
+    if axes is None:
+        axes = plt.subplots(2, F, figsize=(1.7 * F, 3.6), squeeze=False)[1]
+    axes = np.asarray(axes).reshape(2, F)
+    for j in range(F):
+        _show_image(axes[0, j], w[j], vmin, vmax)
+        _show_image(axes[1, j], s[j], vmin, vmax)
+        if times is not None:
+            axes[0, j].set_title(f"t = {float(times[j]):.3f}", fontsize=9)
+    axes[0, 0].set_ylabel(labels[0], fontsize=9, color=COLORS["whole"])
+    axes[1, 0].set_ylabel(labels[1], fontsize=9, color=COLORS["self"])
+    return axes
+
+
+def plot_score_along_paths(times, whole_norms, self_norms, *, ax=None, ylabel=r"$\|s_w(x, t)\|$"):
+    """The whole-score magnitude along the whole-score path (red) and the self-score path (blue) against the
+    reverse time, t decreasing to the right (Score-DD Fig. 1's 'larger whole-score value' of the defective path)."""
+    ax = _ax(ax)
+    t = _np(times)
+    ax.plot(t, _np(whole_norms), color=COLORS["whole"], lw=1.8, label="whole-score path $x'$")
+    ax.plot(t, _np(self_norms), color=COLORS["self"], lw=1.8, label="self-score path $x''$")
+    ax.set_xlim(t.max(), t.min())
+    ax.set_xlabel("t (reverse time)")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return ax

@@ -17,7 +17,10 @@ import torch
 from .sampling import sample_flow_ode, sample_reverse_sde
 from .sde import SDE, bcast
 
-__all__ = ["self_score_fn", "reverse_pair", "score_distance", "whole_score_difference"]
+__all__ = ["self_score_fn", "reverse_pair", "score_distance", "whole_score_difference", "METHODS", "NetworkCounter",
+           "start_times", "feature_distances", "distance_maps", "combine_maps", "anomaly_maps", "pseudo_defects",
+           "selection_table", "candidate", "sigma_max_rule", "build_sde", "fit_model", "holdout_split",
+           "EmpiricalScore"]
 
 
 def _per_sample_times(t, x: torch.Tensor) -> torch.Tensor:
@@ -120,3 +123,310 @@ def whole_score_difference(score_fn, x0: torch.Tensor, sde: SDE, ts, r: int, pro
         x_whole, x_self = reverse_pair(score_fn, x0, sde, t, r, probability_flow, generator=generator)
         total += score_distance(score_fn, x_whole, x_self, _per_sample_times(t, x0) - r / sde.N)
     return total
+
+
+# ==============================================================================================
+# Score-DD on images: T scales, feature-map distances, baselines (Algorithms 1 and 2, Secs. 4.2-4.3)
+# ==============================================================================================
+METHODS = ("t_scales", "no_t_scales", "recon_loss")
+
+
+class NetworkCounter:
+    """Counts forward passes of a network through a forward hook, as a context manager.
+
+    calls: batched forward passes; evaluations: samples pushed through the network (the sum of the
+    batch sizes), the unit of Score-DD's cost analysis (Sec. 5.5); per_image(n) = evaluations / n.
+    `model` is a ScoreModel (its .net is hooked) or any nn.Module.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.module = getattr(model, "net", model)
+        self.calls, self.evaluations, self._handle = 0, 0, None
+
+    def _hook(self, module, args, output):
+        self.calls += 1
+        self.evaluations += int(args[0].shape[0])
+
+    def reset(self) -> "NetworkCounter":
+        self.calls, self.evaluations = 0, 0
+        return self
+
+    def per_image(self, n_images: int) -> float:
+        return self.evaluations / n_images
+
+    def __enter__(self) -> "NetworkCounter":
+        self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+        self._handle = None
+
+
+def start_times(steps, sde: SDE) -> tuple[float, ...]:
+    """Start times {t} = steps / N from integer step indices (e.g. (250, 200, 150, 100, 50) with N = 2000)."""
+    steps = tuple(int(s) for s in steps)
+    if not steps or min(steps) < 1 or max(steps) > sde.N:
+        raise ValueError(f"start steps must be integers in [1, N = {sde.N}], got {steps}")
+    return tuple(s / sde.N for s in steps)
+
+
+def _check_layers(feats: dict, layers) -> list[str]:
+    layers = list(feats) if layers is None else list(layers)
+    bad = [k for k in layers if k not in feats]
+    if bad or not layers:
+        raise ValueError(f"unknown feature layer(s) {bad or layers}; this network's feature keys: {', '.join(feats)}")
+    return layers
+
+
+@torch.no_grad()
+def feature_distances(model, x_whole: torch.Tensor, x_self: torch.Tensor, t, layers=None, size=None) -> dict:
+    """Euclidean distance over channels, without l2 normalisation, of the network's feature maps at x' and x''.
+
+    x_whole, x_self (B, C, H, W) are fed to model.features in ONE call of batch 2B at times t (float or
+    (B,)); returns {layer: (B, h, w)} at each layer's resolution, or bilinearly upsampled to `size`
+    (int or (H, W); Score-DD Sec. 4.2).
+    """
+    if x_whole.shape != x_self.shape:
+        raise ValueError(f"x_whole and x_self must have the same shape, got {tuple(x_whole.shape)} and "
+                         f"{tuple(x_self.shape)}")
+    t = _per_sample_times(t, x_whole)
+    feats = model.features(torch.cat([x_whole, x_self]), torch.cat([t, t]))
+    out = {}
+    for key in _check_layers(feats, layers):
+        a, b = feats[key].float().chunk(2)
+        d = (a - b).pow(2).sum(1).sqrt()
+        if size is not None:
+            hw = (size, size) if isinstance(size, int) else tuple(size)
+            d = torch.nn.functional.interpolate(d[:, None], size=hw, mode="bilinear", align_corners=False)[:, 0]
+        out[key] = d
+    return out
+
+
+def _chunks(x: torch.Tensor, batch_size: int | None):
+    step = len(x) if not batch_size else int(batch_size)
+    return [x[i:i + step] for i in range(0, len(x), step)]
+
+
+@torch.no_grad()
+def distance_maps(model, x0: torch.Tensor, sde: SDE, ts, r: int = 1, layers=None, probability_flow: bool = True,
+                  generator: torch.Generator | None = None, batch_size: int | None = None, size=None) -> dict:
+    """Per-layer, per-start-time feature distance maps of Score-DD's T scales, {layer: (T, B, H, W)}.
+
+    For every start time t in ts (T of them) x0 (B, C, H, W) is noised to x(t) and carried r steps down by
+    the whole score (x') and the self score (x''), Algorithm 1 (flow ODE) or 2 (reverse SDE, shared noise),
+    with all T start times in one batch of T*B samples per network call; then x'(t_r), x''(t_r) go through
+    the network in one call (batch 2*T*B) at t_r = t - r/N, and the distances of the chosen layers'
+    feature maps are upsampled (bilinear) to H x W (or to `size`, e.g. smaller maps for a sweep over many
+    start times). batch_size bounds the images per chunk. Maps are returned on the CPU.
+    Network evaluations per image: T * (r + 2).
+    """
+    ts = [float(t) for t in (ts if isinstance(ts, Sequence) or torch.is_tensor(ts) else [ts])]
+    T = len(ts)
+    out: dict[str, list] = {}
+    for xb in _chunks(x0, batch_size):
+        B = xb.shape[0]
+        x_rep = xb.repeat(T, *([1] * (xb.ndim - 1)))                              # (T*B, C, H, W), t-major
+        t_rep = torch.tensor(ts, dtype=xb.dtype, device=xb.device).repeat_interleave(B)
+        x_w, x_s = reverse_pair(model, x_rep, sde, t_rep, r, probability_flow, generator=generator)
+        d = feature_distances(model, x_w, x_s, t_rep - r / sde.N, layers, size=size or tuple(xb.shape[-2:]))
+        for key, v in d.items():
+            out.setdefault(key, []).append(v.reshape(T, B, *v.shape[1:]).cpu())
+    return {key: torch.cat(v, 1) for key, v in out.items()}
+
+
+def combine_maps(dist: dict, layers=None, t_index=None, combine: str = "product") -> torch.Tensor:
+    """Anomaly maps (B, H, W) from distance_maps output: sum over the chosen start times, then product
+    (Score-DD Sec. 4.2) or sum over the chosen layers. t_index selects start times (default all)."""
+    if combine not in ("product", "sum"):
+        raise ValueError(f"combine must be 'product' or 'sum', got {combine!r}")
+    layers = _check_layers(dist, layers)
+    out = None
+    for key in layers:
+        d = dist[key] if t_index is None else dist[key][list(t_index)]
+        m = d.sum(0)
+        out = m if out is None else (out * m if combine == "product" else out + m)
+    return out
+
+
+@torch.no_grad()
+def anomaly_maps(model, x0: torch.Tensor, sde: SDE, ts, r: int = 1, layers=None, method: str = "t_scales",
+                 probability_flow: bool = True, combine: str = "product", generator: torch.Generator | None = None,
+                 batch_size: int | None = None) -> torch.Tensor:
+    """Score-DD anomaly maps (B, H, W) of images x0 (B, C, H, W); the image score is their max.
+
+    method: 't_scales' (Score-DD: T start times ts, r steps each, Algorithms 1/2); 'no_t_scales'
+    (Table 4's continuous baseline: one run from max(ts) down to t = 1/N, r = max(ts) N - 1 steps, then
+    the feature distances at 1/N); 'recon_loss' (Table 4's reconstruction baseline: one run from max(ts)
+    to t = 0, map = sum over channels of (x'(0) - x''(0))^2).
+    Network evaluations per image: T (r + 2), max(ts) N + 1, and max(ts) N. Maps are returned on the CPU.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    ts = [float(t) for t in (ts if isinstance(ts, Sequence) or torch.is_tensor(ts) else [ts])]
+    if method == "t_scales":
+        return combine_maps(distance_maps(model, x0, sde, ts, r, layers, probability_flow, generator, batch_size),
+                            layers, combine=combine)
+    t_max = max(ts)
+    steps = round(t_max * sde.N)
+    if method == "no_t_scales":
+        if steps < 2:
+            raise ValueError(f"no_t_scales needs max(ts) >= 2/N, got {t_max}")
+        return combine_maps(distance_maps(model, x0, sde, [t_max], steps - 1, layers, probability_flow, generator,
+                                          batch_size), layers, combine=combine)
+    maps = []
+    for xb in _chunks(x0, batch_size):
+        x_w, x_s = reverse_pair(model, xb, sde, t_max, steps, probability_flow, generator=generator)
+        maps.append((x_w - x_s).pow(2).sum(1).cpu())
+    return torch.cat(maps)
+
+
+# ----------------------------------------------------------------------------------------------
+# Beyond the paper: choosing feature layers and {t} per category from normal training images only
+# ----------------------------------------------------------------------------------------------
+def pseudo_defects(images: torch.Tensor, generator: torch.Generator | None = None, amplitude: float = 0.5,
+                   side=(1 / 6, 1 / 3)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generic off-manifold corruptions of normal images, for label-free model selection.
+
+    Each image (B, C, H, W) gets one random rectangle (sides uniform in side * H, side * W) with added Gaussian
+    noise of std `amplitude`, clipped to [-1, 1]. Returns (images, masks (B, H, W) bool = changed pixels).
+    The corruption knows nothing of real defects: it only moves part of a normal image off the data manifold.
+    """
+    x = images.clone()
+    B, C, H, W = x.shape
+    rand = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=generator))  # noqa: E731
+    for i in range(B):
+        h, w = rand(max(1, round(side[0] * H)), round(side[1] * H)), rand(max(1, round(side[0] * W)), round(side[1] * W))
+        y0, x0 = rand(0, H - h), rand(0, W - w)
+        noise = torch.randn(C, h, w, generator=generator, dtype=x.dtype) * amplitude
+        x[i, :, y0:y0 + h, x0:x0 + w] = (x[i, :, y0:y0 + h, x0:x0 + w] + noise.to(x.device)).clamp(-1, 1)
+    return x, (x != images).any(1)
+
+
+def _windows(n_grid: int, T: int) -> list[list[int]]:
+    if not 1 <= T <= n_grid:
+        raise ValueError(f"need 1 <= T <= number of grid times ({n_grid}), got T = {T}")
+    return [list(range(i, i + T)) for i in range(n_grid - T + 1)]
+
+
+def selection_table(normal: dict, pseudo: dict, pseudo_masks: torch.Tensor, ts_grid, T: int = 5,
+                    max_layers: int = 2, combine: str = "product"):
+    """Score every candidate (window of T consecutive grid start times, set of 1..max_layers layers) on
+    held-out normal images and their pseudo_defects, without any test data.
+
+    normal, pseudo: distance_maps outputs {layer: (G, B, H, W)} over the start-time grid ts_grid (G,);
+    pseudo_masks (B', H, W). Columns: layers, ts, image_auroc and pixel_auroc (normal vs pseudo-defects),
+    detect = their mean (the selection objective), stability = -std of log image scores on the normal
+    images (the label-free alternative that uses normal images alone). Returns a pandas DataFrame sorted
+    by detect, best first.
+    """
+    import itertools
+
+    import pandas as pd
+
+    from . import metrics
+
+    order = sorted(range(len(ts_grid)), key=lambda i: -float(ts_grid[i]))       # windows in decreasing t
+    keys = _check_layers(normal, None)
+    labels = torch.cat([torch.zeros(next(iter(normal.values())).shape[1]), torch.ones(len(pseudo_masks))]).long()
+    masks = torch.cat([torch.zeros(len(labels) - len(pseudo_masks), *pseudo_masks.shape[1:], dtype=torch.bool),
+                       pseudo_masks])
+    rows = []
+    for window in _windows(len(ts_grid), T):
+        idx = [order[i] for i in window]
+        for k in range(1, max_layers + 1):
+            for layers in itertools.combinations(keys, k):
+                m_n = combine_maps(normal, layers, idx, combine)
+                m_p = combine_maps(pseudo, layers, idx, combine)
+                maps = torch.cat([m_n, m_p])
+                img = metrics.image_auroc(maps.flatten(1).amax(1), labels)
+                pix = metrics.pixel_auroc(maps, masks)
+                stab = -m_n.flatten(1).amax(1).clamp_min(1e-30).log().std().item()
+                rows.append({"layers": layers, "ts": tuple(float(ts_grid[i]) for i in idx), "t_index": tuple(idx),
+                             "image_auroc": img, "pixel_auroc": pix, "detect": (img + pix) / 2, "stability": stab})
+    return pd.DataFrame(rows).sort_values("detect", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def sigma_max_rule(images: torch.Tensor) -> float:
+    """VE sigma_max by Song and Ermon's rule (NCSNv2, technique 1): the largest pairwise Euclidean distance
+    between training images (N, ...); 348 for the paper's 256 px images, ~10-15 for 32 px textures."""
+    flat = images.flatten(1).double()
+    best = 0.0
+    for chunk in flat.split(1024):
+        best = max(best, float(torch.cdist(chunk, flat).max()))
+    return best
+
+
+def build_sde(name: str, kwargs: dict, train_images: torch.Tensor | None = None) -> SDE:
+    """get_sde(name, **kwargs), with a VE sigma_max of None replaced by sigma_max_rule(train_images), rounded to 0.1."""
+    from .sde import get_sde
+
+    kw = dict(kwargs)
+    if kw.get("sigma_max", 0) is None:
+        if train_images is None:
+            raise ValueError("sigma_max=None (Song's rule) needs the training images")
+        kw["sigma_max"] = round(sigma_max_rule(train_images), 1)
+    return get_sde(name, **kw)
+
+
+def fit_model(cfg, sde: SDE, images: torch.Tensor, *, device="auto", tag: str = "scoredd", seed: int = 0,
+              progress: bool = False):
+    """Build cfg.net (with cfg.net_kwargs; ResUNet presets get Fourier embeddings for VE-type SDEs and positional
+    ones otherwise, as in Score-DD App. B), wrap it for `sde`, train it by DSM with train_cached (cfg.train) and
+    return the EMA score model in eval mode on `device`. `seed` fixes the initialisation and the training noise."""
+    from . import nets, train
+    from .sde import SPRSDE, VESDE
+
+    kw = dict(cfg.net_kwargs, in_channels=images.shape[1])
+    if nets.PRESETS[cfg.net][0] is nets.ResUNet:     # variance-exploding SDEs: Fourier features (Song et al.)
+        kw.setdefault("embedding", "fourier" if isinstance(sde, (VESDE, SPRSDE)) else "positional")
+    with torch.random.fork_rng(devices=[]):           # seeded initialisation, global RNG state left untouched
+        torch.manual_seed(seed)
+        model = nets.ScoreModel(nets.build(cfg.net, **kw), sde, output="std")
+    result = train.train_cached(model, images, train.TrainConfig(**cfg.train, seed=seed), tag=tag, device=device,
+                                progress=progress)
+    return result.ema.to(train.resolve_device(device)).eval()
+
+
+def holdout_split(images: torch.Tensor, n_val: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split normal training images (N, ...) into (train (N - n_val), val (n_val)) by a seeded permutation;
+    the held-out images never enter training and serve the label-free selection."""
+    n_val = int(n_val)
+    if not 0 <= n_val < len(images):
+        raise ValueError(f"n_val must be in [0, {len(images)}) for {len(images)} training images, got {n_val}")
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    return images[perm[n_val:]], images[perm[:n_val]]
+
+
+def candidate(table, *, by: str | None = None, layers=None, ts=None):
+    """One row (pandas Series) of a selection_table: the best by column `by` (largest value, first on ties),
+    or the candidate with exactly these layers and start times ts."""
+    if by is not None:
+        return table.sort_values(by, ascending=False, kind="stable").iloc[0]
+    layers, ts = tuple(layers), tuple(float(t) for t in ts)
+    hit = table[[tuple(lay) == layers and tuple(t) == ts for lay, t in zip(table["layers"], table["ts"])]]
+    if hit.empty:
+        raise ValueError(f"no candidate with layers {layers} and start times {ts} in the table")
+    return hit.iloc[0]
+
+
+class EmpiricalScore(torch.nn.Module):
+    """The exact score of the training images' perturbed empirical distribution, as a score_fn(x, t).
+
+    The data distribution is taken as a mixture of narrow Gaussians (std `std`) at the N training images
+    (N, C, H, W), so p_t is a Gaussian mixture under any SDE and its score is closed form
+    (toys.GaussianMixture). It is the score a perfectly fitted model of the training set would give: an ideal
+    "whole score" for illustrations such as Score-DD's Fig. 1.
+    """
+
+    def __init__(self, images: torch.Tensor, sde: SDE, std: float = 0.05):
+        super().__init__()
+        from .toys import GaussianMixture
+
+        n = len(images)
+        self.mixture = GaussianMixture(torch.full((n,), 1.0 / n), images.flatten(1).double().cpu(), torch.full((n,), std))
+        self.sde = sde
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        t = _per_sample_times(t, x).double().cpu()
+        return self.mixture.score(x.flatten(1).double().cpu(), t, self.sde).to(x.device, x.dtype).reshape(x.shape)

@@ -401,3 +401,49 @@ def test_mnist_one_class_split():
     assert big.images.shape == (100, 1, 64, 64)
     seen = {img.numpy().tobytes() for img in train.images}      # train and test never overlap
     assert not any(img.numpy().tobytes() in seen for img in test.images[test.labels == 0])
+
+
+# ----------------------------------------------------------------------------- MNIST idx files (Score-DD paper profile)
+
+def _write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
+    import gzip
+    import struct
+
+    magic = 2051 if arr.ndim == 3 else 2049
+    raw = struct.pack(">I", magic) + b"".join(struct.pack(">I", n) for n in arr.shape) + arr.astype(np.uint8).tobytes()
+    path = path.with_name(path.name + ".gz") if gz else path
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_load_mnist_files_one_class_split(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    y_train, y_test = np.array([3, 1, 3, 7, 3, 0]), np.array([3, 5, 3, 9])
+    x_train = rng.integers(0, 256, (6, 28, 28)).astype(np.uint8)
+    x_test = rng.integers(0, 256, (4, 28, 28)).astype(np.uint8)
+    for stem, arr in (("train-images-idx3-ubyte", x_train), ("train-labels-idx1-ubyte", y_train),
+                      ("t10k-images-idx3-ubyte", x_test), ("t10k-labels-idx1-ubyte", y_test)):
+        _write_idx(tmp_path / stem, arr, gz)
+    train = D.load_mnist_files(tmp_path, 3, "train", size=None)
+    assert train.images.shape == (3, 1, 28, 28) and not train.labels.any()
+    assert torch.allclose(train.images[0, 0], torch.from_numpy(x_train[0] / 127.5 - 1.0).float(), atol=1e-5)
+    test = D.load_mnist_files(tmp_path, "3", "test")                    # resized 28 -> 32
+    _check_set(test, 4, 1, 32, masks=False)
+    assert test.labels.tolist() == [0, 1, 0, 1] and test.defect_types == ["good", "5", "good", "9"]
+    assert test.images.min() >= -1 and test.images.max() <= 1
+
+
+def test_load_mnist_files_errors(tmp_path):
+    with pytest.raises(D.DatasetError, match="does not exist"):
+        D.load_mnist_files(tmp_path / "nowhere", 1, "train")
+    with pytest.raises(D.DatasetError, match="train-images-idx3-ubyte"):
+        D.load_mnist_files(tmp_path, 1, "train")
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((2, 28, 28)), False)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x03junk")
+    with pytest.raises(D.DatasetError, match="not an MNIST idx file"):
+        D.load_mnist_files(tmp_path, 1, "train")
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(3), False)
+    with pytest.raises(D.DatasetError, match="2 train images but 3 labels"):
+        D.load_mnist_files(tmp_path, 1, "train")
+    with pytest.raises(D.DatasetError, match="digit"):
+        D.load_mnist_files(tmp_path, 12, "train")

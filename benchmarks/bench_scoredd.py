@@ -1,0 +1,81 @@
+"""Score-DD inference: images/s of T-scales detection against the raw forward throughput of the same network.
+
+T scales (Algorithms 1/2 with T start times and r steps) cost T (r + 2) network evaluations per image, run as
+r batched calls of T*B samples (one per reverse step, all start times together) plus one feature call of 2*T*B
+samples (x' and x'' together). Ideally a batch of B images therefore takes as long as (r + 2) forward passes
+of T*B samples; the row 'time / forward pass' measures how close the code comes to that (overhead: the self
+path, the feature distances, the bilinear upsampling, the product).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from scoreviz import configs, nets, scoredd
+from scoreviz.sde import get_sde
+
+#: (label, (profile, experiment) whose network and layers are used, channels, image size, images per batch B, device)
+CASES = [
+    ("cpu profile: tiny U-Net", ("cpu", "scoredd_images"), 1, 32, 16, "cpu"),
+    ("paper profile: NCSN++", ("paper", "scoredd_images"), 3, 256, 4, "cuda"),
+    ("paper profile (MNIST): DDPM++", ("paper", "scoredd_mnist"), 1, 32, 64, "cuda"),
+]
+
+
+def _timed(fn, device, repeat):
+    fn()                                            # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@torch.no_grad()
+def _case(label, which, channels, size, B, device, repeat=5):
+    net_cfg = configs.get(*which)
+    cfg = configs.get("paper", "scoredd_images")          # the paper's {t} and r
+    dev = torch.device(device)
+    sde = get_sde("vp", N=2000)
+    ts, r = scoredd.start_times(cfg.t_steps["vp"], sde), cfg.r
+    T = len(ts)
+    kw = dict(net_cfg.net_kwargs, in_channels=channels)
+    if nets.PRESETS[net_cfg.net][0] is nets.ResUNet:
+        kw["embedding"] = "positional"
+    model = nets.ScoreModel(nets.build(net_cfg.net, **kw), sde).to(dev).eval()
+    layers = list(net_cfg.layers)
+    x = torch.rand(B, channels, size, size, device=dev) * 2 - 1
+    xt, tt = torch.rand(T * B, channels, size, size, device=dev) * 2 - 1, torch.full((T * B,), 0.1, device=dev)
+    forward = _timed(lambda: model.net(xt, tt, return_features=True), dev, repeat)
+    gen = torch.Generator(dev).manual_seed(0)
+    detect = _timed(lambda: scoredd.anomaly_maps(model, x, sde, ts, r, layers, generator=gen), dev, repeat)
+    common = {"device": device, "T": T, "r": r, "B": B, "px": size, "layers": "+".join(layers),
+              "params_M": round(nets.count_parameters(model) / 1e6, 2)}
+    return [
+        {"benchmark": f"{label}: raw forward, batch T*B = {T * B}", "value": round(T * B / forward, 1),
+         "unit": "samples/s", **common},
+        {"benchmark": f"{label}: T-scales detection (T (r+2) = {T * (r + 2)} evaluations / image)",
+         "value": round(B / detect, 2), "unit": "img/s", **common},
+        {"benchmark": f"{label}: T-scales time / forward pass of T*B (ideal r + 2 = {r + 2})",
+         "value": round(detect / forward, 2), "unit": "forward passes", **common},
+    ]
+
+
+def run() -> list[dict]:
+    rows = []
+    for case in CASES:
+        if case[-1] == "cuda" and not torch.cuda.is_available():
+            continue
+        rows += _case(*case)
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)

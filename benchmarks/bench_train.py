@@ -1,4 +1,7 @@
-"""DSM training throughput (images/s) per network preset and resolution."""
+"""DSM training throughput (images/s) per network preset and resolution, with and without torch.compile.
+
+The compiled rows time the same steps after compilation; the compile time (first step) is reported beside.
+"""
 from __future__ import annotations
 
 import time
@@ -9,16 +12,20 @@ from scoreviz.nets import ScoreModel, build, count_parameters
 from scoreviz.sde import SPRSDE
 from scoreviz.train import dsm_loss
 
-CASES = [("tiny", 32, 16, "cpu"), ("tiny", 64, 16, "cpu"), ("spr", 192, 16, "cuda")]
+#: (preset, image size, batch, device, torch.compile)
+CASES = [("tiny", 32, 16, "cpu", False), ("tiny", 32, 16, "cpu", True), ("tiny", 64, 16, "cpu", False),
+         ("spr", 192, 16, "cuda", False), ("spr", 192, 16, "cuda", True)]
 
 
-def _throughput(preset, size, batch, device, steps=5):
+def _throughput(preset, size, batch, device, compiled, steps=5):
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     model = ScoreModel(build(preset), SPRSDE()).to(dev)
     if cuda:
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if cuda else {}))
+    if compiled:
+        model.net = torch.compile(model.net)
     x = torch.rand(batch, 3, size, size, device=dev) * 2 - 1
     if cuda:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -30,7 +37,9 @@ def _throughput(preset, size, batch, device, steps=5):
         loss.backward()
         opt.step()
 
-    step()  # warm-up
+    t0 = time.perf_counter()
+    step()  # warm-up (and compilation)
+    first = time.perf_counter() - t0
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -40,8 +49,11 @@ def _throughput(preset, size, batch, device, steps=5):
     if cuda:
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    row = {"benchmark": f"DSM train {preset} ({count_parameters(model) / 1e6:.1f}M params) {size}px batch {batch}",
+    row = {"benchmark": f"DSM train {preset} ({count_parameters(model) / 1e6:.1f}M params) {size}px batch {batch}"
+                        + (", torch.compile" if compiled else ""),
            "value": round(steps * batch / dt, 2), "unit": "img/s", "device": device}
+    if compiled:
+        row["compile_s"] = round(first, 1)
     if cuda:
         row["peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
         row["amp"] = "bf16, channels_last, fused AdamW"
@@ -50,10 +62,10 @@ def _throughput(preset, size, batch, device, steps=5):
 
 def run() -> list[dict]:
     rows = []
-    for preset, size, batch, device in CASES:
+    for preset, size, batch, device, compiled in CASES:
         if device == "cuda" and not torch.cuda.is_available():
             continue
-        rows.append(_throughput(preset, size, batch, device))
+        rows.append(_throughput(preset, size, batch, device, compiled))
     return rows
 
 

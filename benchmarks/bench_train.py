@@ -17,7 +17,7 @@ CASES = [("tiny", 32, 16, "cpu", False), ("tiny", 32, 16, "cpu", True), ("tiny",
          ("spr", 192, 16, "cuda", False), ("spr", 192, 16, "cuda", True)]
 
 
-def _throughput(preset, size, batch, device, compiled, steps=5):
+def _throughput(preset, size, batch, device, compiled, steps=20):
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     model = ScoreModel(build(preset), SPRSDE()).to(dev)

@@ -20,7 +20,7 @@ from scoreviz.sde import get_sde
 
 #: (label, (profile, experiment) whose network and layers are used, channels, image size, images per batch B, device)
 CASES = [
-    ("cpu profile: tiny U-Net", ("cpu", "scoredd_images"), 1, 32, 16, "cpu"),
+    ("cpu profile: tiny U-Net", ("cpu", "scoredd_images"), 1, 32, 8, "cpu"),
     ("paper profile: NCSN++", ("paper", "scoredd_images"), 3, 256, 4, "cuda"),
     ("paper profile (MNIST): DDPM++", ("paper", "scoredd_mnist"), 1, 32, 64, "cuda"),
 ]

@@ -12,12 +12,16 @@ from scoreviz.nets import ScoreModel, build, count_parameters
 from scoreviz.sde import SPRSDE
 from scoreviz.train import dsm_loss
 
-#: (preset, image size, batch, device, torch.compile)
-CASES = [("tiny", 32, 16, "cpu", False), ("tiny", 32, 16, "cpu", True), ("tiny", 64, 16, "cpu", False),
-         ("spr", 192, 16, "cuda", False), ("spr", 192, 16, "cuda", True)]
+#: (preset, image size, batch, device, torch.compile, timed steps)
+CASES = [("tiny", 32, 16, "cpu", False, 20), ("tiny", 32, 16, "cpu", True, 20), ("tiny", 64, 16, "cpu", False, 20),
+         ("spr", 192, 16, "cpu", False, 2),
+         ("spr", 192, 16, "cuda", False, 20), ("spr", 192, 16, "cuda", True, 20)]
+#: MVTec AD's normal training images per category, on average (3629 images / 15 categories)
+MVTEC_MEAN_TRAIN = 3629 / 15
+EPOCHS = 3000                # SPR's training length (paper profile)
 
 
-def _throughput(preset, size, batch, device, compiled, steps=20):
+def _throughput(preset, size, batch, device, compiled, steps):
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     model = ScoreModel(build(preset), SPRSDE()).to(dev)
@@ -54,6 +58,9 @@ def _throughput(preset, size, batch, device, compiled, steps=20):
            "value": round(steps * batch / dt, 2), "unit": "img/s", "device": device}
     if compiled:
         row["compile_s"] = round(first, 1)
+    if preset == "spr":       # SPR's paper-profile training of one MVTec category, extrapolated from these steps
+        row[f"hours_for_{EPOCHS}_epochs_of_{MVTEC_MEAN_TRAIN:.0f}_images"] = round(
+            EPOCHS * MVTEC_MEAN_TRAIN / row["value"] / 3600, 1)
     if cuda:
         row["peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
         row["amp"] = "bf16, channels_last, fused AdamW"
@@ -62,10 +69,10 @@ def _throughput(preset, size, batch, device, compiled, steps=20):
 
 def run() -> list[dict]:
     rows = []
-    for preset, size, batch, device, compiled in CASES:
+    for preset, size, batch, device, compiled, steps in CASES:
         if device == "cuda" and not torch.cuda.is_available():
             continue
-        rows.append(_throughput(preset, size, batch, device, compiled))
+        rows.append(_throughput(preset, size, batch, device, compiled, steps))
     return rows
 
 

@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from benchmarks import device_threads
 from scoreviz import configs, nets, scoredd
 from scoreviz.sde import get_sde
 
@@ -80,16 +81,13 @@ def _case(label, which, channels, size, B, device, repeat=5):
 
 
 def run() -> list[dict]:
-    rows, threads = [], torch.get_num_threads()
-    try:
-        for case in CASES:
-            if case[-1] == "cuda" and not torch.cuda.is_available():
-                continue
-            # one CPU thread: on a shared 2-core machine more threads mostly measure the neighbours' load
-            torch.set_num_threads(1 if case[-1] == "cpu" else threads)
-            rows += [{**r, "threads": torch.get_num_threads()} for r in _case(*case, repeat=10 if case[-1] == "cpu" else 5)]
-    finally:
-        torch.set_num_threads(threads)
+    rows = []
+    for case in CASES:
+        device = case[-1]
+        if device == "cuda" and not torch.cuda.is_available():
+            continue
+        with device_threads(device) as threads:
+            rows += [{**r, "threads": threads} for r in _case(*case, repeat=10 if device == "cpu" else 5)]
     return rows
 
 

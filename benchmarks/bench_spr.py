@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from benchmarks import device_threads
 from scoreviz import configs, spr
 from scoreviz.nets import ScoreModel, build, count_parameters
 from scoreviz.sde import get_sde
@@ -36,17 +37,12 @@ def _rows(profile, channels, batch, device):
 
 
 def run() -> list[dict]:
-    rows, threads = [], torch.get_num_threads()
-    try:
-        for profile, channels, batch, device in CASES:
-            if device == "cuda" and not torch.cuda.is_available():
-                continue
-            if device == "cpu":   # one thread: on a shared CPU, more threads mostly measure the neighbours' load
-                torch.set_num_threads(1)
-            rows += [{**r, "threads": torch.get_num_threads()} for r in _rows(profile, channels, batch, device)]
-            torch.set_num_threads(threads)
-    finally:
-        torch.set_num_threads(threads)
+    rows = []
+    for profile, channels, batch, device in CASES:
+        if device == "cuda" and not torch.cuda.is_available():
+            continue
+        with device_threads(device) as threads:
+            rows += [{**r, "threads": threads} for r in _rows(profile, channels, batch, device)]
     return rows
 
 

@@ -9,7 +9,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .nets import ScoreModel, build
-from .sde import SDE, get_sde
+from .sde import get_sde
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_cached", "cache_dir", "dsm_loss", "CheckpointError", "TrainingDiverged",
            "save_checkpoint", "load_checkpoint", "load_score_model", "model_config", "resolve_device"]
@@ -214,7 +213,7 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
         diff = _diff(state["config"], config)
         if diff:
             raise CheckpointError(f"{ckpt} was written with a different configuration:\n  " + "\n  ".join(diff)
-                                  + f"\nUse another out_dir, pass resume=False to overwrite, or restore those settings.")
+                                  + "\nUse another out_dir, pass resume=False to overwrite, or restore those settings.")
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])

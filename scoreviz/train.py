@@ -21,7 +21,7 @@ from .nets import ScoreModel, build
 from .sde import get_sde
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_cached", "cache_dir", "dsm_loss", "CheckpointError", "TrainingDiverged",
-           "save_checkpoint", "load_checkpoint", "load_score_model", "model_config", "resolve_device"]
+           "save_checkpoint", "load_checkpoint", "load_score_model", "model_config", "resolve_device", "fit_score_model"]
 
 CKPT_NAME = "checkpoint.pt"
 FORMAT = "scoreviz-checkpoint-1"
@@ -303,3 +303,23 @@ def train_cached(model: ScoreModel, data, cfg: TrainConfig, *, tag: str = "model
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     out = Path(root or cache_dir()) / f"{tag}-{digest}"
     return train(model, x, cfg, out_dir=out, device=device, progress=progress)
+
+
+def fit_score_model(preset: str, sde, images: torch.Tensor, cfg: TrainConfig, *, net_kwargs: dict | None = None,
+                    output: str = "std", seed: int = 0, device="auto", tag: str = "model", root=None,
+                    progress: bool = False) -> ScoreModel:
+    """The one way every detector gets a trained score model: build the preset network with initial weights
+    drawn from `seed` (the global RNG is left untouched), train it by DSM with train_cached (cfg with its
+    seed set to `seed`), and return the EMA model in eval mode on `device`.
+
+    images (N, C, H, W): the normal training images; in_channels follows them. output: 'std' (the network
+    predicts std * score) or 'eps' (it predicts the noise, DDPM).
+    """
+    dev = resolve_device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build(preset, **{**(net_kwargs or {}), "in_channels": images.shape[1]})
+    model = ScoreModel(net, sde, output=output)
+    cfg = dataclasses.replace(cfg, seed=seed)
+    result = train_cached(model, images, cfg, tag=tag, root=root, device=dev, progress=progress)
+    return result.ema.to(dev).eval()

@@ -78,6 +78,11 @@ class Detector:
         """Anomaly maps (B, H, W) on the CPU of images (B, C, H, W); larger = more anomalous."""
         raise NotImplementedError
 
+    def details(self, images: torch.Tensor, *, generator: torch.Generator | None = None) -> dict:
+        """{'maps': maps(images)} plus whatever intermediate results a detector can show (raw maps,
+        reconstructions, ...), computed in the same pass; experiments.run keeps them in Result.extras."""
+        return {"maps": self.maps(images, generator=generator)}
+
     def scores(self, maps: torch.Tensor) -> torch.Tensor:
         """Image scores (B,) of maps (B, H, W) by this detector's reduction (maps.image_scores)."""
         return image_scores(maps, self.reduce)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .sde import SDE, bcast
 
 __all__ = ["MLPScoreNet", "SPRUNet", "ResUNet", "ScoreModel", "PRESETS", "build", "count_parameters",
-           "WideResNet", "load_wide_resnet", "load_official_spr"]
+           "WideResNet", "load_wide_resnet", "load_official_spr", "NetworkCounter"]
 
 
 class FourierEmbedding(nn.Module):
@@ -442,3 +442,35 @@ def load_wide_resnet(path, depth: int = 50) -> WideResNet:
         raise ValueError(f"{path} does not match wide_resnet{depth}_2: " + "; ".join(p for p in parts if p) + f". {hint}")
     net.load_state_dict(state)
     return net.eval()
+
+
+class NetworkCounter:
+    """Counts forward passes of a network through a forward hook, as a context manager.
+
+    calls: batched forward passes; evaluations: samples pushed through the network (the sum of the
+    batch sizes), the unit of Score-DD's cost analysis (Sec. 5.5); per_image(n) = evaluations / n.
+    `model` is a ScoreModel (its .net is hooked) or any nn.Module.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.module = getattr(model, "net", model)
+        self.calls, self.evaluations, self._handle = 0, 0, None
+
+    def _hook(self, module, args, output):
+        self.calls += 1
+        self.evaluations += int(args[0].shape[0])
+
+    def reset(self) -> "NetworkCounter":
+        self.calls, self.evaluations = 0, 0
+        return self
+
+    def per_image(self, n_images: int) -> float:
+        return self.evaluations / n_images
+
+    def __enter__(self) -> "NetworkCounter":
+        self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+        self._handle = None

@@ -15,12 +15,10 @@ from collections.abc import Sequence
 import torch
 
 from .sampling import sample_flow_ode, sample_reverse_sde
-from .sde import SDE, bcast
+from .sde import SDE, bcast, get_sde
 
-__all__ = ["self_score_fn", "reverse_pair", "score_distance", "whole_score_difference", "METHODS", "NetworkCounter",
-           "start_times", "feature_distances", "distance_maps", "combine_maps", "anomaly_maps", "pseudo_defects",
-           "selection_table", "candidate", "sigma_max_rule", "build_sde", "fit_model", "holdout_split",
-           "EmpiricalScore"]
+__all__ = ["self_score_fn", "reverse_pair", "score_distance", "whole_score_difference", "METHODS", "start_times",
+           "feature_distances", "distance_maps", "combine_maps", "anomaly_maps", "sigma_max_rule", "build_sde"]
 
 
 def _per_sample_times(t, x: torch.Tensor) -> torch.Tensor:
@@ -129,38 +127,6 @@ def whole_score_difference(score_fn, x0: torch.Tensor, sde: SDE, ts, r: int, pro
 # Score-DD on images: T scales, feature-map distances, baselines (Algorithms 1 and 2, Secs. 4.2-4.3)
 # ==============================================================================================
 METHODS = ("t_scales", "no_t_scales", "recon_loss")
-
-
-class NetworkCounter:
-    """Counts forward passes of a network through a forward hook, as a context manager.
-
-    calls: batched forward passes; evaluations: samples pushed through the network (the sum of the
-    batch sizes), the unit of Score-DD's cost analysis (Sec. 5.5); per_image(n) = evaluations / n.
-    `model` is a ScoreModel (its .net is hooked) or any nn.Module.
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        self.module = getattr(model, "net", model)
-        self.calls, self.evaluations, self._handle = 0, 0, None
-
-    def _hook(self, module, args, output):
-        self.calls += 1
-        self.evaluations += int(args[0].shape[0])
-
-    def reset(self) -> "NetworkCounter":
-        self.calls, self.evaluations = 0, 0
-        return self
-
-    def per_image(self, n_images: int) -> float:
-        return self.evaluations / n_images
-
-    def __enter__(self) -> "NetworkCounter":
-        self._handle = self.module.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc):
-        self._handle.remove()
-        self._handle = None
 
 
 def start_times(steps, sde: SDE) -> tuple[float, ...]:
@@ -281,72 +247,6 @@ def anomaly_maps(model, x0: torch.Tensor, sde: SDE, ts, r: int = 1, layers=None,
     return torch.cat(maps)
 
 
-# ----------------------------------------------------------------------------------------------
-# Beyond the paper: choosing feature layers and {t} per category from normal training images only
-# ----------------------------------------------------------------------------------------------
-def pseudo_defects(images: torch.Tensor, generator: torch.Generator | None = None, amplitude: float = 0.5,
-                   side=(1 / 6, 1 / 3)) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generic off-manifold corruptions of normal images, for label-free model selection.
-
-    Each image (B, C, H, W) gets one random rectangle (sides uniform in side * H, side * W) with added Gaussian
-    noise of std `amplitude`, clipped to [-1, 1]. Returns (images, masks (B, H, W) bool = changed pixels).
-    The corruption knows nothing of real defects: it only moves part of a normal image off the data manifold.
-    """
-    x = images.clone()
-    B, C, H, W = x.shape
-    rand = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=generator))  # noqa: E731
-    for i in range(B):
-        h, w = rand(max(1, round(side[0] * H)), round(side[1] * H)), rand(max(1, round(side[0] * W)), round(side[1] * W))
-        y0, x0 = rand(0, H - h), rand(0, W - w)
-        noise = torch.randn(C, h, w, generator=generator, dtype=x.dtype) * amplitude
-        x[i, :, y0:y0 + h, x0:x0 + w] = (x[i, :, y0:y0 + h, x0:x0 + w] + noise.to(x.device)).clamp(-1, 1)
-    return x, (x != images).any(1)
-
-
-def _windows(n_grid: int, T: int) -> list[list[int]]:
-    if not 1 <= T <= n_grid:
-        raise ValueError(f"need 1 <= T <= number of grid times ({n_grid}), got T = {T}")
-    return [list(range(i, i + T)) for i in range(n_grid - T + 1)]
-
-
-def selection_table(normal: dict, pseudo: dict, pseudo_masks: torch.Tensor, ts_grid, T: int = 5,
-                    max_layers: int = 2, combine: str = "product"):
-    """Score every candidate (window of T consecutive grid start times, set of 1..max_layers layers) on
-    held-out normal images and their pseudo_defects, without any test data.
-
-    normal, pseudo: distance_maps outputs {layer: (G, B, H, W)} over the start-time grid ts_grid (G,);
-    pseudo_masks (B', H, W). Columns: layers, ts, image_auroc and pixel_auroc (normal vs pseudo-defects),
-    detect = their mean (the selection objective), stability = -std of log image scores on the normal
-    images (the label-free alternative that uses normal images alone). Returns a pandas DataFrame sorted
-    by detect, best first.
-    """
-    import itertools
-
-    import pandas as pd
-
-    from . import metrics
-
-    order = sorted(range(len(ts_grid)), key=lambda i: -float(ts_grid[i]))       # windows in decreasing t
-    keys = _check_layers(normal, None)
-    labels = torch.cat([torch.zeros(next(iter(normal.values())).shape[1]), torch.ones(len(pseudo_masks))]).long()
-    masks = torch.cat([torch.zeros(len(labels) - len(pseudo_masks), *pseudo_masks.shape[1:], dtype=torch.bool),
-                       pseudo_masks])
-    rows = []
-    for window in _windows(len(ts_grid), T):
-        idx = [order[i] for i in window]
-        for k in range(1, max_layers + 1):
-            for layers in itertools.combinations(keys, k):
-                m_n = combine_maps(normal, layers, idx, combine)
-                m_p = combine_maps(pseudo, layers, idx, combine)
-                maps = torch.cat([m_n, m_p])
-                img = metrics.image_auroc(maps.flatten(1).amax(1), labels)
-                pix = metrics.pixel_auroc(maps, masks)
-                stab = -m_n.flatten(1).amax(1).clamp_min(1e-30).log().std().item()
-                rows.append({"layers": layers, "ts": tuple(float(ts_grid[i]) for i in idx), "t_index": tuple(idx),
-                             "image_auroc": img, "pixel_auroc": pix, "detect": (img + pix) / 2, "stability": stab})
-    return pd.DataFrame(rows).sort_values("detect", ascending=False, kind="stable").reset_index(drop=True)
-
-
 def sigma_max_rule(images: torch.Tensor) -> float:
     """VE sigma_max by Song and Ermon's rule (NCSNv2, technique 1): the largest pairwise Euclidean distance
     between training images (N, ...); 348 for the paper's 256 px images, ~10-15 for 32 px textures."""
@@ -359,74 +259,9 @@ def sigma_max_rule(images: torch.Tensor) -> float:
 
 def build_sde(name: str, kwargs: dict, train_images: torch.Tensor | None = None) -> SDE:
     """get_sde(name, **kwargs), with a VE sigma_max of None replaced by sigma_max_rule(train_images), rounded to 0.1."""
-    from .sde import get_sde
-
     kw = dict(kwargs)
     if kw.get("sigma_max", 0) is None:
         if train_images is None:
             raise ValueError("sigma_max=None (Song's rule) needs the training images")
         kw["sigma_max"] = round(sigma_max_rule(train_images), 1)
     return get_sde(name, **kw)
-
-
-def fit_model(cfg, sde: SDE, images: torch.Tensor, *, device="auto", tag: str = "scoredd", seed: int = 0,
-              progress: bool = False):
-    """Build cfg.net (with cfg.net_kwargs; ResUNet presets get Fourier embeddings for VE-type SDEs and positional
-    ones otherwise, as in Score-DD App. B), wrap it for `sde`, train it by DSM with train_cached (cfg.train) and
-    return the EMA score model in eval mode on `device`. `seed` fixes the initialisation and the training noise."""
-    from . import nets, train
-    from .sde import SPRSDE, VESDE
-
-    kw = dict(cfg.net_kwargs, in_channels=images.shape[1])
-    if nets.PRESETS[cfg.net][0] is nets.ResUNet:     # variance-exploding SDEs: Fourier features (Song et al.)
-        kw.setdefault("embedding", "fourier" if isinstance(sde, (VESDE, SPRSDE)) else "positional")
-    with torch.random.fork_rng(devices=[]):           # seeded initialisation, global RNG state left untouched
-        torch.manual_seed(seed)
-        model = nets.ScoreModel(nets.build(cfg.net, **kw), sde, output="std")
-    result = train.train_cached(model, images, train.TrainConfig(**cfg.train, seed=seed), tag=tag, device=device,
-                                progress=progress)
-    return result.ema.to(train.resolve_device(device)).eval()
-
-
-def holdout_split(images: torch.Tensor, n_val: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split normal training images (N, ...) into (train (N - n_val), val (n_val)) by a seeded permutation;
-    the held-out images never enter training and serve the label-free selection."""
-    n_val = int(n_val)
-    if not 0 <= n_val < len(images):
-        raise ValueError(f"n_val must be in [0, {len(images)}) for {len(images)} training images, got {n_val}")
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    return images[perm[n_val:]], images[perm[:n_val]]
-
-
-def candidate(table, *, by: str | None = None, layers=None, ts=None):
-    """One row (pandas Series) of a selection_table: the best by column `by` (largest value, first on ties),
-    or the candidate with exactly these layers and start times ts."""
-    if by is not None:
-        return table.sort_values(by, ascending=False, kind="stable").iloc[0]
-    layers, ts = tuple(layers), tuple(float(t) for t in ts)
-    hit = table[[tuple(lay) == layers and tuple(t) == ts for lay, t in zip(table["layers"], table["ts"])]]
-    if hit.empty:
-        raise ValueError(f"no candidate with layers {layers} and start times {ts} in the table")
-    return hit.iloc[0]
-
-
-class EmpiricalScore(torch.nn.Module):
-    """The exact score of the training images' perturbed empirical distribution, as a score_fn(x, t).
-
-    The data distribution is taken as a mixture of narrow Gaussians (std `std`) at the N training images
-    (N, C, H, W), so p_t is a Gaussian mixture under any SDE and its score is closed form
-    (toys.GaussianMixture). It is the score a perfectly fitted model of the training set would give: an ideal
-    "whole score" for illustrations such as Score-DD's Fig. 1.
-    """
-
-    def __init__(self, images: torch.Tensor, sde: SDE, std: float = 0.05):
-        super().__init__()
-        from .toys import GaussianMixture
-
-        n = len(images)
-        self.mixture = GaussianMixture(torch.full((n,), 1.0 / n), images.flatten(1).double().cpu(), torch.full((n,), std))
-        self.sde = sde
-
-    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        t = _per_sample_times(t, x).double().cpu()
-        return self.mixture.score(x.flatten(1).double().cpu(), t, self.sde).to(x.device, x.dtype).reshape(x.shape)

@@ -12,7 +12,7 @@ import torch
 
 from .sde import SDE, bcast
 
-__all__ = ["GaussianMixture", "scoredd_mixture", "line_manifold", "curve_manifold", "subspace_manifold"]
+__all__ = ["GaussianMixture", "scoredd_mixture", "line_manifold", "curve_manifold", "subspace_manifold", "EmpiricalScore"]
 
 
 class GaussianMixture:
@@ -109,3 +109,23 @@ def subspace_manifold(d: int = 32, k: int = 2, n: int = 2000, std: float = 1e-3,
     basis, _ = torch.linalg.qr(torch.randn(d, k, generator=generator, dtype=torch.float64))
     coords = torch.rand(n, k, generator=generator, dtype=torch.float64) * 2 - 1
     return _on_curve(coords @ basis.T, std), basis
+
+
+class EmpiricalScore(torch.nn.Module):
+    """The exact score of the training images' perturbed empirical distribution, as a score_fn(x, t).
+
+    The data distribution is taken as a mixture of narrow Gaussians (std `std`) at the N training images
+    (N, C, H, W), so p_t is a Gaussian mixture under any SDE and its score is closed form
+    (toys.GaussianMixture). It is the score a perfectly fitted model of the training set would give: an ideal
+    "whole score" for illustrations such as Score-DD's Fig. 1.
+    """
+
+    def __init__(self, images: torch.Tensor, sde: SDE, std: float = 0.05):
+        super().__init__()
+        n = len(images)
+        self.mixture = GaussianMixture(torch.full((n,), 1.0 / n), images.flatten(1).double().cpu(), torch.full((n,), std))
+        self.sde = sde
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64).expand(x.shape[0]).cpu()
+        return self.mixture.score(x.flatten(1).double().cpu(), t, self.sde).to(x.device, x.dtype).reshape(x.shape)

@@ -307,10 +307,10 @@ def train_cached(model: ScoreModel, data, cfg: TrainConfig, *, tag: str = "model
 
 def fit_score_model(preset: str, sde, images: torch.Tensor, cfg: TrainConfig, *, net_kwargs: dict | None = None,
                     output: str = "std", seed: int = 0, device="auto", tag: str = "model", root=None,
-                    progress: bool = False) -> ScoreModel:
+                    progress: bool = False) -> TrainResult:
     """The one way every detector gets a trained score model: build the preset network with initial weights
     drawn from `seed` (the global RNG is left untouched), train it by DSM with train_cached (cfg with its
-    seed set to `seed`), and return the EMA model in eval mode on `device`.
+    seed set to `seed`); the result's .ema is the EMA model in eval mode on `device`, .history the losses.
 
     images (N, C, H, W): the normal training images; in_channels follows them. output: 'std' (the network
     predicts std * score) or 'eps' (it predicts the noise, DDPM).
@@ -322,4 +322,5 @@ def fit_score_model(preset: str, sde, images: torch.Tensor, cfg: TrainConfig, *,
     model = ScoreModel(net, sde, output=output)
     cfg = dataclasses.replace(cfg, seed=seed)
     result = train_cached(model, images, cfg, tag=tag, root=root, device=dev, progress=progress)
-    return result.ema.to(dev).eval()
+    result.ema = result.ema.to(dev).eval()
+    return result

@@ -1,0 +1,212 @@
+"""The experiments layer: the only module that brings data, training, detectors and metrics together.
+
+    category = experiments.load_category("textures", "brick", size=32)
+    result = experiments.run(detectors.build("zscore"), category, dataset="textures", seed=0)
+    result.metrics, result.maps, result.scores, result.seconds
+
+Every notebook, the report and the benchmarks use `run` and its one `Result`; example picking, tables of
+results and timing live here too.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import data as data_
+from . import maps as maps_
+from . import metrics as metrics_
+from .data import ImageSet
+from .detectors import Detector
+from .train import resolve_device
+
+__all__ = ["CategoryData", "load_category", "holdout_split", "Result", "run", "results_table", "pick_examples",
+           "category_names"]
+
+
+@dataclass
+class CategoryData:
+    """One category: train (normal images, network input size), holdout (normal images kept out of training, or
+    None), test (input size) and masks, the test ground truth at the evaluation size (N, S, S)."""
+
+    name: str
+    train: ImageSet
+    holdout: ImageSet | None
+    test: ImageSet
+    masks: torch.Tensor
+
+
+def _resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    b, c, h, w = images.shape
+    if (h, w) == (size, size):
+        return images
+    return maps_.resize_maps(images.reshape(b * c, h, w), size, "lanczos").reshape(b, c, size, size)
+
+
+def masks_at(masks: torch.Tensor, size) -> torch.Tensor:
+    """Masks (N, H, W) as bool at size (int or (H, W)), resized with nearest when needed."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(masks.shape[-2:]) == hw:
+        return masks.bool()
+    return maps_.resize_maps(masks.float(), hw, "nearest") > 0.5
+
+
+def holdout_split(train: ImageSet, holdout, seed: int = 0) -> tuple[ImageSet, ImageSet | None]:
+    """(train, held out): `holdout` normal images (an int count, or a fraction in (0, 1), at least 2) chosen by a
+    seeded permutation and kept out of training for label-free choices; 0 keeps everything for training."""
+    if not holdout:
+        return train, None
+    if isinstance(holdout, float) and not 0 < holdout < 1:
+        raise ValueError(f"holdout={holdout} must be a count of images or a fraction in (0, 1), or 0")
+    count = max(2, round(holdout * len(train))) if isinstance(holdout, float) else int(holdout)
+    if count > len(train) - 2:
+        raise ValueError(f"holdout={holdout} asks for {count} of {len(train)} normal training images; lower it "
+                         f"(at least 2 must stay for training)")
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    return train.subset(perm[count:].sort().values), train.subset(perm[:count].sort().values)
+
+
+def category_names(dataset: str, names=None, configured=None) -> list:
+    """Categories to run: names if given (a string is one name), else the configured ones, else all of the
+    dataset's (data.categories); [None] for 'folder' (the root is the category folder)."""
+    if str(dataset).lower() == "folder":
+        return [None]
+    if names is not None:
+        return [names] if isinstance(names, (str, int)) else list(names)
+    return list(configured or data_.categories(dataset))
+
+
+def load_category(dataset: str, category, *, root=None, size: int = 256, eval_size: int | None = None,
+                  holdout=0, seed: int = 0, channels: int | None = None, **load_kw) -> CategoryData:
+    """Load one category: images at size (Lanczos), ground truth at eval_size (default size).
+
+    root (DATA_ROOT): the folder holding <dataset>/<category>/ (or the dataset folder itself); for 'folder' the
+    category folder. channels: 3 reads folders as RGB (SPR's official code converts gray categories), None
+    keeps each dataset's own. The embedded textures draw their test images at eval_size and resize them to
+    size. holdout: normal training images kept out of training (holdout_split). load_kw go to data.load
+    (e.g. n_train for MNIST).
+    """
+    key = str(dataset).lower()
+    eval_size = eval_size or size
+    if key in ("textures", "mnist"):
+        train = data_.load(key, category, "train", size=size, seed=seed, **load_kw)
+        full = data_.load(key, category, "test", size=eval_size, seed=seed, **load_kw)
+        test = ImageSet(_resize_images(full.images, size), masks_at(full.masks, size), full.labels,
+                        full.defect_types, full.paths)
+        masks = full.masks
+    else:
+        if root is None:
+            raise data_.DatasetError(f"dataset {dataset!r} is read from disk: pass root (DATA_ROOT), e.g. the folder "
+                                     f"holding {key}/<category>/train (or the category folder itself for 'folder')")
+        root = Path(root).expanduser()
+        if key != "folder" and (root / key).is_dir():
+            root = root / key
+        kw = {"root": root, "channels": channels, **load_kw}
+        train = data_.load(key, category, "train", size=size, **kw)
+        test = data_.load(key, category, "test", size=size, **kw)
+        masks = test.masks if eval_size == size else data_.load(key, category, "test", size=eval_size, **kw).masks
+    name = category if category is not None else Path(root).name
+    train, held = holdout_split(train, holdout, seed)
+    return CategoryData(str(name), train, held, test, masks)
+
+
+@dataclass
+class Result:
+    """One detector on one category: maps (N, S, S), image scores (N,), labels (N,), masks (N, S, S), metrics
+    {'image_auroc', 'pixel_auroc'[, 'aupro']}, the detector's settings, seconds {'fit', 'maps'} and
+    ms_per_image, and the detector's intermediate results (details) in extras."""
+
+    label: str
+    dataset: str
+    category: str
+    maps: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+    metrics: dict
+    settings: dict
+    seconds: dict
+    seed: int
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def ms_per_image(self) -> float:
+        return 1e3 * self.seconds["maps"] / max(len(self.labels), 1)
+
+    def row(self) -> dict:
+        """One table row: label, dataset, category, seed, metrics, fit seconds, ms per image."""
+        return {"method": self.label, "dataset": self.dataset, "category": self.category, "seed": self.seed,
+                **self.metrics, "fit_s": self.seconds["fit"], "ms_per_image": self.ms_per_image}
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def run(detector: Detector, category: CategoryData, *, dataset: str, label: str | None = None, seed: int = 0,
+        device="auto", progress: bool = False, pro: bool = True, crop: int | None = None,
+        images: ImageSet | None = None) -> Result:
+    """Fit `detector` on the category's training images (unless it is fitted already), compute the maps of its
+    test images (or of `images`) with a generator seeded by `seed` on the detector's device, and evaluate them.
+
+    The masks are the category's ground truth at the maps' size; crop: evaluate a central crop (DDAD's official
+    224 of 256). Returns a Result; seconds['fit'] is 0 for a detector that was fitted before.
+    """
+    dev = resolve_device(device)
+    fit_s = 0.0
+    if not detector.fitted:
+        _sync(dev)
+        start = time.perf_counter()
+        detector.fit(category.train.images, device=dev, seed=seed, progress=progress,
+                     tag=f"{detector.name}-{dataset}-{category.name}")
+        _sync(dev)
+        fit_s = time.perf_counter() - start
+    test = category.test if images is None else images
+    generator = torch.Generator(device=detector.device).manual_seed(seed)
+    _sync(detector.device)
+    start = time.perf_counter()
+    details = detector.details(test.images, generator=generator)
+    _sync(detector.device)
+    maps_s = time.perf_counter() - start
+    amaps = details.pop("maps")
+    masks = masks_at(category.masks if images is None else test.masks, amaps.shape[-2:])
+    if crop is not None:
+        amaps, masks = center_crop(amaps, crop), center_crop(masks, crop)
+    scores = detector.scores(amaps)
+    metrics = metrics_.evaluate(amaps, masks, test.labels, image_scores=scores, pro=pro)
+    return Result(label or detector.name, dataset, category.name, amaps, scores, test.labels, masks, metrics,
+                  detector.settings, {"fit": fit_s, "maps": maps_s}, seed, details)
+
+
+def center_crop(a: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Central size x size crop of maps/masks (N, H, W) (DDAD's official code evaluates 224 of 256); None: none."""
+    if size is None:
+        return a
+    h, w = a.shape[-2:]
+    if size > min(h, w):
+        raise ValueError(f"crop {size} is larger than the maps ({h}x{w})")
+    top, left = (h - size) // 2, (w - size) // 2
+    return a[..., top:top + size, left:left + size]
+
+
+def results_table(results) -> pd.DataFrame:
+    """One row per Result (Result.row), in the given order."""
+    return pd.DataFrame([r.row() for r in results])
+
+
+def pick_examples(test: ImageSet, n: int, *, per_defect: bool = True) -> list[int]:
+    """Indices of n anomalous test images: one per defect type first (in order of appearance), then the next
+    anomalous images; fewer if the set has fewer."""
+    anomalous = torch.nonzero(test.labels == 1).flatten().tolist()
+    picked, kinds = [], set()
+    if per_defect:
+        for i in anomalous:
+            if test.defect_types[i] not in kinds and len(picked) < n:
+                kinds.add(test.defect_types[i])
+                picked.append(i)
+    picked += [i for i in anomalous if i not in picked][: n - len(picked)]
+    return picked

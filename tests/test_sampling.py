@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from scoreviz.sampling import TrajectoryRecorder, generate, sample_flow_ode, sample_reverse_sde
+from scoreviz.sampling import TrajectoryRecorder, generate, sample_ddim, sample_flow_ode, sample_reverse_sde
 from scoreviz.sde import VESDE, VPSDE, SubVPSDE
-from scoreviz.toys import scoredd_mixture
+from scoreviz.toys import GaussianMixture, scoredd_mixture
 
 
 @pytest.mark.parametrize("sde", [VESDE(0.1, 20.0, N=200), VPSDE(N=200), SubVPSDE(N=200)], ids=["ve", "vp", "subvp"])
@@ -59,3 +59,162 @@ def test_reverse_sde_is_reproducible_with_generator():
     assert torch.equal(a, b) and not torch.equal(a, c)
     with pytest.raises(ValueError, match="unknown method"):
         generate(gm.score_fn(sde), sde, (2, 2), method="heun")
+
+
+# ------------------------------------------------------------------------------------------------ one reverse drift
+@pytest.mark.parametrize("probability_flow", [True, False])
+def test_euler_samplers_step_with_the_sdes_reverse(probability_flow):
+    """One step of each Euler sampler is x + drift dt (+ g sqrt(dt) z) with (drift, g) = sde.reverse(...).sde,
+    and an SDE whose reverse() changes the drift changes the samplers' result (they use it, no copy)."""
+    sde = VPSDE(N=100)
+    gm = scoredd_mixture()
+    x = torch.tensor([[-1.0, 2.0], [3.0, 0.5], [0.0, -4.0]])
+    t0, t1 = 0.6, 0.55
+    ts = torch.tensor([t0, t1])
+    t = torch.full((3,), t0)
+    drift, g = sde.reverse(gm.score_fn(sde), probability_flow=probability_flow).sde(x, t)
+    expected = x + drift * (t1 - t0)
+    if probability_flow:
+        got = sample_flow_ode(gm.score_fn(sde), sde, x, ts)
+        assert (g == 0).all()
+    else:
+        got = sample_reverse_sde(gm.score_fn(sde), sde, x, ts, generator=torch.Generator().manual_seed(3))
+        z = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+        expected = expected + g[:, None] * (t0 - t1) ** 0.5 * z
+    assert torch.allclose(got, expected, atol=1e-6)
+
+    calls = []
+
+    class Frozen(VPSDE):
+        """reverse() with zero drift and diffusion: a sampler that steps with it must leave x where it is."""
+
+        def reverse(self, score_fn, probability_flow=False):
+            calls.append(probability_flow)
+            rev = super().reverse(score_fn, probability_flow)
+            rev.sde = lambda x, t, score=None: (torch.zeros_like(x), torch.zeros(x.shape[0]))
+            return rev
+
+    frozen = Frozen(N=100)
+    sampler = sample_flow_ode if probability_flow else sample_reverse_sde
+    assert torch.equal(sampler(gm.score_fn(frozen), frozen, x, frozen.time_grid(0.6, 5)), x)
+    assert calls == [probability_flow]
+
+
+# ------------------------------------------------------------------------------------------------ callbacks
+def _gaussian_vp_case(B=3, D=2):
+    """Data N(m, s^2 I) under VPSDE(N=100): exact scores for the Euler samplers and DDIM times s / N."""
+    sde = VPSDE(N=100)
+    m, s = torch.tensor([0.7, -1.2])[:D], 0.3
+    gm = GaussianMixture(torch.ones(1), m[None], torch.tensor([s]))
+    x = torch.randn(B, D, generator=torch.Generator().manual_seed(0))
+    return sde, m, s, gm, x
+
+
+def test_all_samplers_share_one_callback_vocabulary():
+    sde, m, s, gm, x = _gaussian_vp_case()
+    ts = torch.arange(12, -1, -3) / sde.N          # DDPM steps 12, 9, 6, 3, 0
+    runs = {
+        "flow": lambda cb: sample_flow_ode(gm.score_fn(sde), sde, x, ts, callback=cb),
+        "sde": lambda cb: sample_reverse_sde(gm.score_fn(sde), sde, x, ts, generator=torch.Generator().manual_seed(1),
+                                             callback=cb),
+        "ddim": lambda cb: sample_ddim(gm.score_fn(sde), sde, x, ts, eta=0.5,
+                                       generator=torch.Generator().manual_seed(1), callback=cb),
+    }
+    for name, run in runs.items():
+        infos = []
+        out = run(infos.append)
+        assert [sorted(i) for i in infos] == [["denoised", "i", "score", "t", "x"]] * 5, name
+        assert [i["i"] for i in infos] == [0, 1, 2, 3, 4]
+        assert torch.equal(infos[0]["x"], x) and torch.equal(infos[-1]["x"], out)
+        assert infos[-1]["score"] is None and infos[-1]["denoised"] is None
+        assert all(i["t"].shape == (3,) for i in infos) and torch.allclose(infos[1]["t"], torch.full((3,), 0.09))
+        for info in infos[:-1]:
+            assert torch.allclose(info["score"], gm.score(info["x"], info["t"], sde))
+        if name != "ddim":   # Tweedie with the exact score of a Gaussian = the exact posterior mean E[x(0) | x(t)]
+            for info in infos[:-1]:
+                a, std = sde.mean_coeff(info["t"])[:, None], sde.marginal_std(info["t"])[:, None]
+                post = m + a * s**2 * (info["x"] - a * m) / (a**2 * s**2 + std**2)
+                assert torch.allclose(info["denoised"], post, atol=1e-5)
+        rec = TrajectoryRecorder()
+        run(rec)
+        assert rec.path().shape == (5, 3, 2) and torch.equal(rec.path()[-1], out)
+
+
+# ------------------------------------------------------------------------------------------------ DDIM
+def _exact_gaussian_eps(sde, m, s):
+    """The exact DDPM eps-predictor E[z | x_s] for data N(m, s^2 I) (abar of step s = round(t N)), and the score
+    a ScoreModel(output='eps') makes of it: -eps / marginal_std(t)."""
+    table = torch.cat([torch.ones(1, dtype=torch.float64), sde.alphas_cumprod])
+
+    def eps_fn(x, t):
+        a = table[(t.double() * sde.N).round().long()][:, None]
+        return ((1 - a).sqrt() * (x.double() - a.sqrt() * m) / (a * s**2 + 1 - a)).to(x.dtype)
+
+    return eps_fn, lambda x, t: -eps_fn(x, t) / sde.marginal_std(t)[:, None]
+
+
+def _ddim_reference(eps_fn, sde, x, steps, eta, generators):
+    """Hand-written DDIM loop (Song et al. 2021 Eq. 12) on python floats, one sample at a time."""
+    table = [1.0] + sde.alphas_cumprod.tolist()
+    out = []
+    for b in range(x.shape[0]):
+        xb, g = x[b:b + 1], generators[b]
+        for s, s_next in zip(steps[:-1], steps[1:]):
+            a, a2 = table[s], table[s_next]
+            eps = eps_fn(xb, torch.tensor([s / sde.N]))
+            x0 = (xb - (1 - a) ** 0.5 * eps) / a**0.5
+            c1 = eta * max((1 - a / a2) * (1 - a2) / (1 - a), 0.0) ** 0.5
+            xb = a2**0.5 * x0 + max(1 - a2 - c1**2, 0.0) ** 0.5 * eps
+            if c1 > 0:
+                xb = xb + c1 * torch.randn(xb.shape[1:], generator=g)
+        out.append(xb)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_ddim_matches_hand_written_loop(eta):
+    sde, m, s, _, x = _gaussian_vp_case(B=4)
+    eps_fn, score_fn = _exact_gaussian_eps(sde, m, s)
+    steps = [47, 33, 18, 4, 1, 0]
+    gens = lambda: [torch.Generator().manual_seed(20 + b) for b in range(4)]  # noqa: E731
+    got = sample_ddim(score_fn, sde, x, torch.tensor(steps) / sde.N, eta=eta, generator=gens())
+    assert torch.allclose(got, _ddim_reference(eps_fn, sde, x, steps, eta, gens()), atol=1e-5)
+
+
+def test_ddim_with_exact_gaussian_score_follows_the_posterior_mean():
+    """eta = 0 and the exact eps of N(m, s^2 I): every step's clean estimate is the closed-form posterior mean
+    E[x0 | x_s] = m + sqrt(a) s^2 (x_s - sqrt(a) m) / (a s^2 + 1 - a), and the last step (to s = 0) returns it."""
+    sde, m, s, _, x = _gaussian_vp_case(B=5)
+    _, score_fn = _exact_gaussian_eps(sde, m, s)
+    steps = torch.tensor([60, 45, 30, 15, 2])
+    table = torch.cat([torch.ones(1, dtype=torch.float64), sde.alphas_cumprod])
+    infos = []
+    out = sample_ddim(score_fn, sde, x * 2, torch.cat([steps, torch.zeros(1)]) / sde.N, eta=0.0, callback=infos.append)
+    for info, step in zip(infos[:-1], steps):
+        a = table[step].item()
+        post = m + a**0.5 * s**2 * (info["x"] - a**0.5 * m) / (a * s**2 + 1 - a)
+        assert torch.allclose(info["denoised"], post, atol=1e-5)
+    assert torch.allclose(out, infos[-2]["denoised"], atol=1e-6)
+    assert torch.equal(infos[-1]["x"], out) and len(infos) == 6
+
+
+def test_ddim_per_sample_times_and_generators_are_batch_independent():
+    sde, m, s, _, x = _gaussian_vp_case(B=3)
+    _, score_fn = _exact_gaussian_eps(sde, m, s)
+    ts = torch.tensor([[50, 34, 18, 2, 0], [12, 9, 6, 3, 0], [4, 3, 2, 1, 0]]).T / sde.N   # (S + 1, B)
+    gens = lambda idx: [torch.Generator().manual_seed(5 + i) for i in idx]  # noqa: E731
+    together = sample_ddim(score_fn, sde, x, ts, eta=1.0, generator=gens(range(3)))
+    alone = torch.cat([sample_ddim(score_fn, sde, x[b:b + 1], ts[:, b], eta=1.0, generator=gens([b]))
+                       for b in range(3)])
+    assert torch.allclose(together, alone, atol=1e-6)
+    one = sample_ddim(score_fn, sde, x, ts, eta=1.0, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(one, sample_ddim(score_fn, sde, x, ts, eta=1.0, generator=torch.Generator().manual_seed(5)))
+    assert not torch.allclose(one, together)
+    with pytest.raises(ValueError, match="generators for a batch"):
+        sample_ddim(score_fn, sde, x, ts, generator=gens(range(2)))
+    with pytest.raises(ValueError, match="DDPM steps"):
+        sample_ddim(score_fn, sde, x, torch.tensor([0.5, 0.333]))
+    with pytest.raises(ValueError, match="t = 0"):
+        sample_ddim(score_fn, sde, x, torch.tensor([0.0, 0.0]))
+    with pytest.raises(ValueError, match="VPSDE"):
+        sample_ddim(score_fn, VESDE(N=100), x, torch.tensor([0.5, 0.25]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from types import MappingProxyType
 
-__all__ = ["Config", "get", "PROFILES", "EXPERIMENTS"]
+__all__ = ["Config", "get", "PROFILES", "EXPERIMENTS", "spr_detector", "scoredd_detector", "ddad_detector"]
 
 PROFILES = ("cpu", "paper")
 
@@ -272,3 +272,113 @@ def get(profile: str, experiment: str, **overrides) -> Config:
     cfg.update(overrides)
     cfg["profile"], cfg["experiment"] = profile, experiment
     return cfg
+
+
+def spr_detector(cfg, dataset: str, n_train: int, checkpoints=None, category=None) -> dict:
+    """Keyword settings of methods.SPR for an 'spr' config on one dataset: `methods.SPR(**spr_detector(...))`.
+
+    train: cfg.train with the dataset's learning-rate milestones (cfg.milestones: MVTec AD only) and, when
+    cfg.min_steps is set, enough epochs for min_steps optimizer steps on n_train images (small folders train
+    longer); kernel: cfg.kernel_at_256 scaled to the evaluation size (spr.scaled_kernel); out_size: cfg.eval_size;
+    resize, padding: spr.PROTOCOLS[cfg.protocol]. checkpoints: a folder of the authors' released weights, one
+    <category>.pth per category; the category's file becomes `checkpoint` (nothing is trained then).
+    """
+    import math
+    from pathlib import Path
+
+    from .spr import PROTOCOLS, scaled_kernel
+    from .train import TrainConfig
+
+    if cfg.get("experiment", "spr") != "spr":
+        raise ValueError(f"spr_detector needs an 'spr' config (configs.get(profile, 'spr')), got {cfg.experiment!r}")
+    if cfg.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {cfg.protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    train = {**cfg.train, "milestones": tuple(cfg.milestones.get(str(dataset).lower(), ()))}
+    if n_train and cfg.get("min_steps"):
+        steps_per_epoch = math.ceil(n_train / train.get("batch_size", TrainConfig.batch_size))
+        train["epochs"] = max(train.get("epochs", TrainConfig.epochs), math.ceil(cfg.min_steps / steps_per_epoch))
+    checkpoint = None
+    if checkpoints is not None:
+        folder = Path(checkpoints).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"CHECKPOINTS={str(checkpoints)!r} is not a folder; download the authors' released "
+                                    "SPR weights (one <category>.pth per MVTec AD category) and point CHECKPOINTS at it")
+        if category is None:
+            raise ValueError("checkpoints are looked up by category name (<category>.pth): pass category")
+        path = folder / f"{category}.pth"
+        if not path.is_file():
+            found = sorted(p.name for p in folder.glob("*.pth"))
+            raise FileNotFoundError(f"no SPR checkpoint {path.name} in {folder}; found {found or 'no .pth files'}. "
+                                    "Expected one file per category named <category>.pth (e.g. bottle.pth)")
+        checkpoint = str(path)
+    return {"net": cfg.net, "net_kwargs": dict(cfg.net_kwargs), "sde": cfg.sde, "sde_kwargs": dict(cfg.sde_kwargs),
+            "train": train, "checkpoint": checkpoint, "k": cfg.k, "n": cfg.n,
+            "kernel": scaled_kernel(cfg.eval_size, cfg.kernel_at_256), "out_size": cfg.eval_size,
+            **PROTOCOLS[cfg.protocol], "batch_size": cfg.batch_size}
+
+
+def scoredd_detector(cfg, sde_name: str, sampler: str, method: str = "t_scales") -> dict:
+    """Keyword settings of methods.ScoreDD for a 'scoredd_images' or 'scoredd_mnist' config:
+    `detectors.build("scoredd", **scoredd_detector(cfg, "vp", "flow"))`.
+
+    sde_name: 've', 'vp' or 'subvp'; 'scoredd_images' holds sde_kwargs and t_steps per SDE, 'scoredd_mnist' one
+    set for its cfg.sde (another name raises). sampler: 'flow' or 'sde'; method: 't_scales', 'no_t_scales' or
+    'recon_loss' (Table 4). A VE sigma_max of None stays None (Song's rule on the training images, at fit).
+    """
+    experiment = cfg.get("experiment")
+    if experiment not in ("scoredd_images", "scoredd_mnist"):
+        raise ValueError(f"scoredd_detector needs a 'scoredd_images' or 'scoredd_mnist' config, got {experiment!r}")
+    if experiment == "scoredd_images":
+        if sde_name not in cfg.sde_kwargs or sde_name not in cfg.t_steps:
+            raise ValueError(f"no settings for SDE {sde_name!r} in {experiment!r}; valid: {', '.join(cfg.sde_kwargs)}")
+        sde_kwargs, t_steps = cfg.sde_kwargs[sde_name], cfg.t_steps[sde_name]
+    else:
+        if sde_name != cfg.sde:
+            raise ValueError(f"{experiment!r} holds settings for SDE {cfg.sde!r} only, got {sde_name!r}")
+        sde_kwargs, t_steps = cfg.sde_kwargs, cfg.t_steps
+    return {"net": cfg.net, "net_kwargs": copy.deepcopy(dict(cfg.net_kwargs)), "sde": sde_name,
+            "sde_kwargs": dict(sde_kwargs), "train": copy.deepcopy(dict(cfg.train)), "sampler": sampler,
+            "method": method, "t_steps": tuple(t_steps), "r": cfg.r,
+            "layers": None if cfg.layers is None else tuple(cfg.layers), "combine": cfg.combine,
+            "batch_size": cfg.batch_size}
+
+
+def ddad_detector(cfg, dataset: str, category: str, weights=None, data_root=None) -> dict:
+    """Keyword settings of methods.DDAD for a 'ddad' config on one category: `methods.DDAD(**ddad_detector(...))`.
+
+    w, training epochs and fe_epochs: DDAD's README table (paper.DDAD_SETTINGS) when cfg.paper_settings is set and
+    the README covers the dataset (a category it does not list raises), else cfg.w, cfg.train's epochs,
+    cfg.fe_epochs. v, lam, da_batch_size and test_batch_size (-> batch_size) may be dicts keyed by
+    'dataset/category', 'dataset' and 'default' (first match wins). features: cfg.feature_extractor. weights: the
+    Wide-ResNet file or folder (features.resolve_weights, which also looks in data_root/weights).
+    """
+    from collections.abc import Mapping
+
+    from .paper import DDAD_SETTINGS
+
+    if cfg.get("experiment", "ddad") != "ddad":
+        raise ValueError(f"ddad_detector needs a 'ddad' config (configs.get(profile, 'ddad')), got {cfg.experiment!r}")
+    key = str(dataset).lower()
+
+    def per_dataset(value):
+        if isinstance(value, Mapping):
+            by_category = value.get(f"{key}/{category}")
+            return by_category if by_category is not None else value.get(key, value["default"])
+        return value
+
+    readme = {"w": cfg.w, "epochs": cfg.train["epochs"], "fe_epochs": cfg.fe_epochs}
+    if cfg.get("paper_settings") and key in DDAD_SETTINGS:
+        if category not in DDAD_SETTINGS[key]:
+            raise ValueError(f"no DDAD settings for {key} category {category!r}; known: {sorted(DDAD_SETTINGS[key])}")
+        readme.update(DDAD_SETTINGS[key][category])
+    return {"net": cfg.net, "net_kwargs": copy.deepcopy(dict(cfg.net_kwargs)), "sde_kwargs": dict(cfg.sde_kwargs),
+            "train": {**copy.deepcopy(dict(cfg.train)), "epochs": readme["epochs"]}, "w": readme["w"],
+            "v": per_dataset(cfg.v), "t_start": cfg.t_start, "skip": cfg.skip, "eta": cfg.eta, "pool": cfg.pool,
+            "blur_sigma": cfg.blur_sigma, "norm": cfg.norm, "n_calibration": cfg.n_calibration,
+            "batch_size": per_dataset(cfg.test_batch_size), "features": cfg.feature_extractor,
+            "layers": tuple(cfg.layers), "denoiser_layers": tuple(cfg.denoiser_layers), "feature_t": cfg.feature_t,
+            "weights": None if weights is None else str(weights),
+            "data_root": None if data_root is None else str(data_root),
+            "backbone_input_size": cfg.backbone_input_size, "fe_epochs": readme["fe_epochs"],
+            "da": copy.deepcopy(dict(cfg.da)), "lam": per_dataset(cfg.lam),
+            "da_batch_size": per_dataset(cfg.da_batch_size)}

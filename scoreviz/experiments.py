@@ -153,8 +153,8 @@ def run(detector: Detector, category: CategoryData, *, dataset: str, label: str 
     """Fit `detector` on the category's training images (unless it is fitted already), compute the maps of its
     test images (or of `images`) with a generator seeded by `seed` on the detector's device, and evaluate them.
 
-    The masks are the category's ground truth at the maps' size; crop: evaluate a central crop (DDAD's official
-    224 of 256). Returns a Result; seconds['fit'] is 0 for a detector that was fitted before.
+    Maps are evaluated at the size of the category's ground truth (resized with Lanczos where the detector gives
+    another size); crop: evaluate a central crop (DDAD's official 224 of 256). Returns a Result; seconds['fit'] is 0 for a detector that was fitted before.
     """
     dev = resolve_device(device)
     fit_s = 0.0
@@ -173,7 +173,9 @@ def run(detector: Detector, category: CategoryData, *, dataset: str, label: str 
     _sync(detector.device)
     maps_s = time.perf_counter() - start
     amaps = details.pop("maps")
-    masks = masks_at(category.masks if images is None else test.masks, amaps.shape[-2:])
+    masks = (category.masks if images is None else test.masks).bool()
+    if amaps.shape[-2:] != masks.shape[-2:]:     # evaluated at the ground truth's size (SPR: Lanczos, Sec. 5.3)
+        amaps = maps_.resize_maps(amaps, tuple(masks.shape[-2:]), "lanczos")
     if crop is not None:
         amaps, masks = center_crop(amaps, crop), center_crop(masks, crop)
     scores = detector.scores(amaps)

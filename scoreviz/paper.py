@@ -51,7 +51,7 @@ __all__ = [
     "PAPERS", "CATEGORIES", "METRICS", "MEAN", "DEFAULT_VARIANT", "REPORTED",
     "REPORTED_BY_VARIANT", "SOURCES", "DECIMALS", "KNOWN_INCONSISTENCIES", "NOTES",
     "DDAD_SETTINGS", "DDAD_SETTINGS_SOURCE", "NETWORK_CALLS", "NETWORK_CALLS_SOURCE", "reported", "table", "compare",
-    "canonical_category", "source", "UnknownKeyError",
+    "canonical_category", "source", "UnknownKeyError", "benchmark_table",
 ]
 
 PAPERS: dict[str, str] = {
@@ -601,3 +601,41 @@ def compare(measured: Mapping[str, float], paper: str, dataset: str, metric: str
     df.attrs["metric"] = metric
     df.attrs["variant"] = variant
     return df
+
+
+def benchmark_table(results: pd.DataFrame, paper: str, dataset: str, metric: str,
+                    labels: Mapping[str, str] | None = None, *, column: str = "method"):
+    """Measured results in the layout of a paper's results tables (SPR Tables 1-4): methods as rows,
+    ``"mean"`` and then the categories as columns, fractions; returns ``(table, compared)``.
+
+    ``results`` has columns ``dataset``, ``category``, ``column`` (the method: the ``method`` of
+    ``experiments.results_table``) and ``metric``; several rows of a method and category (seeds)
+    are averaged. ``labels`` maps methods to row names, in row order (default: every method, in
+    order of appearance); categories keep their order of appearance. When the paper reports
+    ``metric`` on ``dataset`` for its proposed method, that row comes first, named after its
+    table, and ``compared`` is :func:`compare` of the first method; otherwise ``compared`` is None.
+    """
+    part = results[results["dataset"] == dataset]
+    if part.empty:
+        raise ValueError(f"no results for dataset {dataset!r}; have {sorted(results['dataset'].unique())}")
+    labels = dict(labels) if labels is not None else {m: m for m in part[column].unique()}
+    missing = sorted(set(labels) - set(part[column]))
+    if missing:
+        raise ValueError(f"no results for {column} {missing} on {dataset!r}; have {sorted(part[column].unique())}")
+    cats = list(dict.fromkeys(part["category"]))
+    wide = part.groupby([column, "category"], sort=False)[metric].mean().unstack("category")
+    wide = wide.reindex(index=list(labels), columns=cats)
+    wide.insert(0, MEAN, wide.mean(axis=1))
+    wide.index = [labels[m] for m in wide.index]
+    wide.columns.name = "category"
+    try:
+        ref = reported(paper, dataset, metric)
+        cite = source(paper, dataset, metric)
+    except UnknownKeyError:
+        return wide, None
+    name = _SHORT[_resolve(paper, dataset)[0]].split(" (")[0]
+    where = re.search(r"Table \w+", cite)
+    row = pd.DataFrame([{MEAN: ref[MEAN], **{c: ref.get(canonical_category(c, dataset), math.nan) for c in cats}}],
+                       index=[f"{name} (paper, {where.group(0) if where else cite})"])
+    measured = wide.loc[labels[next(iter(labels))]]
+    return pd.concat([row, wide]), compare(measured.to_dict(), paper, dataset, metric)

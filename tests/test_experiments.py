@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from scoreviz import detectors, experiments, metrics
+from scoreviz import detectors, experiments, maps, metrics
 from scoreviz.data import ImageSet
 
 
@@ -56,10 +56,11 @@ def test_run_returns_one_result_with_independent_metrics():
     assert result.settings["detector"] == "zscore" and result.seconds["fit"] >= 0
     row = experiments.results_table([result]).iloc[0]
     assert row["method"] == "zscore" and row["image_auroc"] == 1.0
-    # masks at another evaluation size are resized to the maps; a crop evaluates the centre only
+    # maps are evaluated at the ground truth's size (Lanczos); a crop evaluates the centre only
     big = torch.nn.functional.interpolate(test.masks[:, None].float(), size=16)[:, 0] > 0.5
     again = experiments.run(det, experiments.CategoryData("toy", train, None, test, big), dataset="toy", pro=False)
-    assert torch.equal(again.masks, test.masks) and again.seconds["fit"] == 0.0
+    assert torch.equal(again.masks, big) and again.seconds["fit"] == 0.0
+    assert torch.allclose(again.maps, maps.resize_maps(result.maps, 16, "lanczos"))
     cropped = experiments.run(det, cat, dataset="toy", pro=False, crop=4)
     assert cropped.maps.shape == (12, 4, 4) and torch.equal(cropped.maps, result.maps[:, 2:6, 2:6])
 

@@ -1,11 +1,19 @@
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
-from scoreviz.sde import SPRSDE, bcast
+from scoreviz import configs, methods, paper, spr
+from scoreviz.data import CATEGORIES
+from scoreviz.maps import mean_filter, resize_maps
+from scoreviz.nets import ScoreModel, load_official_spr
+from scoreviz.sde import SPRSDE, bcast, get_sde
 from scoreviz.spr import project_to_curve, restoration_error, restore
 from scoreviz.toys import curve_manifold, line_manifold
+from scoreviz.train import TrainConfig
 
 SDE = SPRSDE(25.0)
 
@@ -124,23 +132,7 @@ def test_reproducible_with_generator():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Images: Algorithm 1 end to end, protocols, data, models, label-free k.
-import dataclasses  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from scoreviz import configs, spr  # noqa: E402
-from scoreviz.data import DatasetError, ImageSet  # noqa: E402
-from scoreviz.maps import mean_filter, resize_maps  # noqa: E402
-
-
-def _image_set(x, masks):
-    labels = masks.flatten(1).any(1).long()
-    return ImageSet(x, masks, labels, ["bad" if y else "good" for y in labels], [""] * len(x))
-
+# Images: Algorithm 1 end to end and the evaluation protocols.
 
 def _squares(B=8, size=16, C=1, seed=0):
     """Normal images = 0, anomalous ones carry a bright square; masks mark the square. (B, C, S, S), (B, S, S)."""
@@ -198,174 +190,83 @@ def test_anomaly_map_spr_is_error_then_resize_then_filter():
     assert maps.shape == (4, 24, 24) and torch.allclose(maps, ref, rtol=1e-4, atol=1e-3)
 
 
-def test_detect_finds_squares_and_is_reproducible():
-    x, masks = _squares(8, 16)
-    test = _image_set(x, masks)
-    big = resize_maps(masks.float(), 24, "nearest") > 0.5
-    det = spr.detect(point_mass_score, test, SDE, masks=big, k=1e-3, n=2, kernel=3, out_size=24, batch_size=3,
-                     seed=0, progress=False)
-    assert det.maps.shape == (8, 24, 24) and det.raw.shape == (8, 16, 16) and det.scores.shape == (8,)
-    assert det.metrics["image_auroc"] == 1.0 and det.metrics["pixel_auroc"] > 0.95 and det.metrics["aupro"] > 0.5
-    assert det.seconds_per_image > 0 and det.settings["k"] == 1e-3
-    again = spr.detect(point_mass_score, test, SDE, k=1e-3, n=2, kernel=3, out_size=24, seed=0, progress=False)
-    assert torch.equal(again.masks, big)                         # masks at another size are resized (nearest)
-    noisy = lambda x, t: gaussian_score(x, t)  # noqa: E731
-    a = spr.detect(noisy, test, SDE, k=0.1, n=2, kernel=3, out_size=24, seed=3, progress=False, pro=False)
-    b = spr.detect(noisy, test, SDE, k=0.1, n=2, kernel=3, out_size=24, seed=3, progress=False, pro=False)
-    c = spr.detect(noisy, test, SDE, k=0.1, n=2, kernel=3, out_size=24, seed=4, progress=False, pro=False)
-    assert torch.equal(a.raw, b.raw) and not torch.equal(a.raw, c.raw) and "aupro" not in a.metrics
-    official = det.reprocess(**spr.PROTOCOLS["official"])
-    assert torch.allclose(official.maps, spr.postprocess(det.raw, kernel=3, out_size=24, **spr.PROTOCOLS["official"]))
-    assert official.settings["padding"] == "zeros" and torch.equal(official.raw, det.raw)
-    with pytest.raises(ValueError, match="ImageSet"):
-        spr.detect(point_mass_score, x, SDE)
+# ---------------------------------------------------------------------------------------------------------
+# The SPR settings of a profile (configs.spr_detector) and the paper's tables (paper.benchmark_table).
 
-
-def test_load_category_textures_sizes_and_holdout():
-    d = spr.load_category("textures", "brick", size=32, eval_size=48, holdout=0.1)
-    assert d.train.images.shape == (180, 1, 32, 32) and len(d.holdout) == 20
-    assert d.test.images.shape == (60, 1, 32, 32) and d.masks.shape == (60, 48, 48)
-    assert d.test.labels.sum() == 30 and d.masks[d.test.labels == 0].sum() == 0
-    assert d.masks[d.test.labels == 1].flatten(1).any(1).all()
-    with pytest.raises(ValueError, match="fraction"):
-        spr.load_category("textures", "brick", size=32, eval_size=48, holdout=20)
-
-
-def _write_mvtec(root, category="bottle", size=40):
-    """A tiny MVTec-layout category with grayscale PNGs (converted to RGB on loading)."""
-    rng = np.random.default_rng(0)
-    cat = root / category
-    for sub, n in (("train/good", 6), ("test/good", 2), ("test/crack", 2)):
-        (cat / sub).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(cat / sub / f"{i:03d}.png")
-    (cat / "ground_truth/crack").mkdir(parents=True)
-    for i in range(2):
-        m = np.zeros((size, size), dtype=np.uint8)
-        m[10:20, 10:20] = 255
-        Image.fromarray(m).save(cat / "ground_truth/crack" / f"{i:03d}_mask.png")
-    return cat
-
-
-def test_load_category_folders_rgb_and_data_root_resolution(tmp_path):
-    cat = _write_mvtec(tmp_path / "mvtec")
-    for root in (tmp_path, tmp_path / "mvtec"):                # DATA_ROOT or DATA_ROOT/mvtec
-        d = spr.load_category("mvtec", "bottle", root=root, size=16, eval_size=24)
-        assert d.train.images.shape == (6, 3, 16, 16) and d.test.images.shape == (4, 3, 16, 16)
-        assert d.masks.shape == (4, 24, 24) and d.masks[2:].sum() > 0 and d.holdout is None
-    folder = spr.load_category("folder", None, root=cat, size=16, eval_size=24, holdout=0.3)
-    assert folder.name == "bottle" and len(folder.holdout) == 2 and len(folder.train) == 4
-    with pytest.raises(DatasetError, match="DATA_ROOT"):
-        spr.load_category("mvtec", "bottle", root=None)
-
-
-def test_train_config_and_categories():
+def test_spr_detector_settings_per_profile_and_dataset():
     paper_cfg, cpu_cfg = configs.get("paper", "spr"), configs.get("cpu", "spr")
-    mv, bt = spr.train_config(paper_cfg, "mvtec"), spr.train_config(paper_cfg, "btad")
-    assert (mv.epochs, mv.batch_size, mv.lr, mv.weight_decay, mv.ema_decay) == (3000, 16, 1e-4, 1e-3, 0.9999)
-    assert mv.milestones == (1000, 2000) and bt.milestones == () and mv.grad_clip is None
-    assert spr.train_config(cpu_cfg, "textures", 180).epochs == 20          # 12 steps x 20 epochs = 240 steps
-    assert spr.train_config(cpu_cfg, "folder", 25).epochs == 120            # small folders train longer
-    assert spr.categories(cpu_cfg, "textures") == ["brick", "grass", "gravel"]
-    assert len(spr.categories(paper_cfg, "mvtec")) == 15 and spr.categories(paper_cfg, "folder") == [None]
-    assert spr.categories(paper_cfg, "mvtec", "screw") == ["screw"]
+    mv, bt = configs.spr_detector(paper_cfg, "mvtec", 200), configs.spr_detector(paper_cfg, "btad", 200)
+    t = TrainConfig(**mv["train"])
+    assert (t.epochs, t.batch_size, t.lr, t.weight_decay, t.ema_decay, t.grad_clip) == (3000, 16, 1e-4, 1e-3, 0.9999, None)
+    assert t.milestones == (1000, 2000) and bt["train"]["milestones"] == ()     # lr steps on MVTec AD only
+    assert (mv["k"], mv["n"], mv["kernel"], mv["out_size"], mv["resize"], mv["padding"], mv["checkpoint"]) == \
+        (1e-3, 3, 31, 256, "lanczos", "reflect", None)                          # SPR Sec. 5.3
+    cpu = configs.spr_detector(cpu_cfg, "textures", 180)
+    assert cpu["train"]["epochs"] == 20 and (cpu["kernel"], cpu["out_size"]) == (5, 48)   # 12 steps x 20 = 240 steps
+    assert configs.spr_detector(cpu_cfg, "folder", 25)["train"]["epochs"] == 120         # small folders train longer
+    official = configs.spr_detector(configs.get("cpu", "spr", protocol="official"), "textures", 180)
+    assert (official["resize"], official["padding"]) == ("bilinear", "zeros")
+    assert methods.SPR(**cpu).settings["kernel"] == 5                           # every key is a setting of SPR
 
 
-def test_official_checkpoint_errors(tmp_path):
+def test_spr_detector_checkpoint_path_and_errors(tmp_path):
+    cfg = configs.get("paper", "spr")
     with pytest.raises(FileNotFoundError, match="not a folder"):
-        spr.official_checkpoint(tmp_path / "nope", "bottle")
+        configs.spr_detector(cfg, "mvtec", 10, tmp_path / "nope", "bottle")
     (tmp_path / "cable.pth").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match=r"bottle.pth.*cable.pth"):
-        spr.official_checkpoint(tmp_path, "bottle")
+        configs.spr_detector(cfg, "mvtec", 10, tmp_path, "bottle")
+    with pytest.raises(ValueError, match="category"):
+        configs.spr_detector(cfg, "mvtec", 10, tmp_path)
+    assert configs.spr_detector(cfg, "mvtec", 10, tmp_path, "cable")["checkpoint"] == str(tmp_path / "cable.pth")
+    with pytest.raises(ValueError, match="'spr' config"):
+        configs.spr_detector(configs.get("cpu", "ddad"), "textures", 10)
 
 
-def test_paper_profile_checkpoint_training_step_and_detection_at_paper_resolution(tmp_path):
-    """The paper profile's network: released weights load, one training step and one detection at 192 -> 256 px."""
+def test_paper_profile_maps_at_paper_resolution_from_released_weights(tmp_path):
+    """The paper profile with released weights: 192 px images give 256 px maps through Algorithm 1."""
     from test_nets import _official_spr_state_dict
 
     cfg = configs.get("paper", "spr")
     torch.save(_official_spr_state_dict(), tmp_path / "bottle.pth")
+    s = configs.spr_detector(cfg, "mvtec", 200, tmp_path, "bottle")
+    model = ScoreModel(load_official_spr(s["checkpoint"], in_channels=3), get_sde(s["sde"], **s["sde_kwargs"])).eval()
     x = torch.rand(1, 3, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    model = spr.score_model(cfg, "mvtec", "bottle", x, checkpoints=tmp_path, device="cpu")
-    assert model.output == "std" and model.net.spec["preset"] == "spr"
-    tcfg = dataclasses.replace(spr.train_config(cfg, "mvtec"), epochs=1)
-    before = [p.detach().clone() for p in model.parameters()]
-    from scoreviz.train import train
-    result = train(model.train(), x, tcfg, device="cpu", progress=False)
-    assert len(result.history) == 1 and math.isfinite(result.history[0])
-    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
-    maps = spr.anomaly_map_spr(result.ema.eval(), x, get_sde_spr(cfg), k=cfg.k, n=cfg.n,
-                               kernel=spr.scaled_kernel(cfg.eval_size, cfg.kernel_at_256), out_size=cfg.eval_size,
-                               generator=torch.Generator().manual_seed(0))
+    maps = spr.anomaly_map_spr(model, x, model.sde, k=s["k"], n=s["n"], kernel=s["kernel"], out_size=s["out_size"],
+                               resize=s["resize"], padding=s["padding"], generator=torch.Generator().manual_seed(0))
     assert maps.shape == (1, 256, 256) and torch.isfinite(maps).all()
 
 
-def get_sde_spr(cfg):
-    from scoreviz.sde import get_sde
-    return get_sde(cfg.sde, **cfg.sde_kwargs)
-
-
-def test_cpu_profile_trains_once_and_detects(tmp_path, monkeypatch):
-    """The cpu path end to end at a tiny budget: train_cached into a temporary cache, then reuse it."""
-    monkeypatch.setenv("SCOREVIZ_CACHE", str(tmp_path))
-    cfg = configs.get("cpu", "spr", train={**configs.get("cpu", "spr").train, "epochs": 1, "batch_size": 90},
-                      min_steps=0)
-    d, model = spr.prepare_category(cfg, "textures", "brick", device="cpu", progress=False)   # 2 steps
-    assert len(list(tmp_path.iterdir())) == 1 and not model.training
-    d2, model2 = spr.prepare_category(cfg, "textures", "brick", device="cpu", progress=False)   # cached
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
-    det = spr.detect(model, d.test, get_sde_spr(cfg), masks=d.masks, k=0.1, n=2,
-                     kernel=spr.scaled_kernel(cfg.eval_size), out_size=cfg.eval_size, progress=False, pro=False)
-    assert det.maps.shape == (60, 48, 48) and 0.0 <= det.metrics["image_auroc"] <= 1.0
-
-
-def test_k_criterion_closed_form_and_selection():
-    """Gaussian data N(0, I) with its exact score: r(k) = E (eps - s x)^2 / (1 + s^2)^2 = 1 / (1 + s^2)."""
-    x = torch.randn(64, 2, 8, 8, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
-    ks = [1e-3, 0.1, 0.5]
-    table = spr.k_criterion(gaussian_score, x, SDE, ks, n=4, kernel=3, out_size=8)
-    s2 = np.array([_std(k) ** 2 for k in ks])
-    assert np.allclose(table.r, 1 / (1 + s2), rtol=0.05)
-    assert np.allclose(table.c, np.clip(1 - np.sqrt(table.r), 0, None))
-    assert np.allclose(table.criterion, table.c**2 / (table.sigma_k**2 * table.spread))
-    assert spr.select_k(table) == float(table.k[table.criterion.idxmax()])
-    zero = spr.k_criterion(lambda x, t: torch.zeros_like(x), x, SDE, ks, n=2, kernel=3, out_size=8)
-    assert np.allclose(zero.r, 1.0, atol=0.05)                  # a zero score restores nothing
-    with pytest.raises(ValueError, match="normal_images"):
-        spr.k_criterion(gaussian_score, x[:1], SDE, ks)
-    with pytest.raises(ValueError, match="undefined"):
-        spr.select_k(table.assign(criterion=np.nan))
-
-
-def test_time_inference_columns():
-    net = torch.nn.Conv2d(1, 1, 3, padding=1)
-    score = lambda x, t: net(x)  # noqa: E731
-    table = spr.time_inference(score, torch.randn(4, 1, 8, 8), SDE, ns=(1, 3), repeats=1)
-    assert list(table.N) == [1, 3] and (table.ms_per_image > 0).all() and (table.forward_passes > 0).all()
+#: where SPR reports each (dataset, metric), read off the paper
+SPR_TABLES = {("mvtec", "image_auroc"): "Table 4", ("mvtec", "pixel_auroc"): "Table 1",
+              ("btad", "pixel_auroc"): "Table 2", ("mpdd", "pixel_auroc"): "Table 3"}
 
 
 @pytest.mark.parametrize("dataset", ["mvtec", "btad", "mpdd", "textures"])
 def test_benchmark_table_in_the_papers_layout(dataset):
-    from scoreviz import paper
-    from scoreviz.data import CATEGORIES
-
     cats = CATEGORIES[dataset]
-    rows = [{"dataset": dataset, "category": c, "variant": v, "image_auroc": 0.9 + 0.001 * i, "pixel_auroc": 0.95,
-             "aupro": 0.8} for i, c in enumerate(cats) for v in ("paper", "label_free")]
+    rows = [{"dataset": dataset, "category": c, "method": m, "seed": s, "image_auroc": 0.9 + 0.001 * i + 0.01 * s,
+             "pixel_auroc": 0.95, "aupro": 0.8} for i, c in enumerate(cats) for m in ("paper", "label_free")
+            for s in (0, 1)]
     results = pd.DataFrame(rows)
     for metric in ("image_auroc", "pixel_auroc", "aupro"):
-        table, compared = spr.benchmark_table(results, dataset, metric, {"paper": "ours", "label_free": "free"})
+        table, compared = paper.benchmark_table(results, "spr", dataset, metric, {"paper": "ours", "label_free": "free"})
         assert list(table.columns) == ["mean", *cats]
-        assert table.loc["ours", "mean"] == pytest.approx(np.mean([r[metric] for r in rows if r["variant"] == "paper"]))
-        if (dataset, metric) in spr.PAPER_TABLES:
+        ours = [r[metric] for r in rows if r["method"] == "paper"]
+        assert table.loc["ours", "mean"] == pytest.approx(np.mean(ours))              # seeds averaged first
+        first = [r[metric] for r in rows if r["method"] == "paper" and r["category"] == cats[0]]
+        assert table.loc["ours", cats[0]] == pytest.approx(np.mean(first))
+        if (dataset, metric) in SPR_TABLES:
             ref = paper.reported("spr", dataset, metric)
-            assert table.index[0].startswith("SPR (paper") and table.iloc[0]["mean"] == ref["mean"]
+            assert table.index[0] == f"SPR (paper, {SPR_TABLES[dataset, metric]})" and table.iloc[0]["mean"] == ref["mean"]
             assert table.iloc[0][cats[0]] == ref[cats[0]]
             assert compared.loc["mean", "measured"] == pytest.approx(table.loc["ours", "mean"])
         else:
             assert compared is None and list(table.index) == ["ours", "free"]
     with pytest.raises(ValueError, match="no results"):
-        spr.benchmark_table(results, "visa", "image_auroc")
+        paper.benchmark_table(results, "spr", "visa", "image_auroc")
+    with pytest.raises(ValueError, match="official"):
+        paper.benchmark_table(results, "spr", dataset, "image_auroc", {"official": "x"})
 
 
 def test_spr_plot_functions_draw_into_given_axes():

@@ -14,6 +14,7 @@ import torch
 
 from . import ddad, scoredd, spr
 from .detectors import Detector, register
+from .features import DEPTHS, DenoiserFeatures, domain_adaptation, load_backbone
 from .nets import PRESETS, ResUNet, ScoreModel, load_official_spr
 from .sde import SPRSDE, VESDE, VPSDE, get_sde
 from .train import TrainConfig, fit_score_model, resolve_device
@@ -157,7 +158,7 @@ class DDAD(_ScoreMethod):
 
     features: 'denoiser' (the denoiser's own feature maps `denoiser_layers` at time feature_t: no external
     knowledge) or 'wide_resnet50' / 'wide_resnet101' (ImageNet weights file `weights`, found by
-    ddad.resolve_weights; domain adaptation for fe_epochs epochs). norm: how D_p is put on D_f's scale
+    features.resolve_weights; domain adaptation for fe_epochs epochs). norm: how D_p is put on D_f's scale
     ('train': from n_calibration training images, 'image', or 'batch' = the official batch-wide maxima).
     Each image's noise comes from the generator's seed and the image's index, so with norm 'train' or
     'image' a map does not depend on the batch.
@@ -191,10 +192,14 @@ class DDAD(_ScoreMethod):
     lam: float = 0.1
     da_batch_size: int = 16
 
-    _DEPTHS = {"wide_resnet50": 50, "wide_resnet101": 101}
+    #: settings that fit() turns into the denoiser or the backbone: a fitted detector cannot replace them
+    FIT_SETTINGS = ("net", "net_kwargs", "sde_kwargs", "train", "features", "weights", "data_root",
+                    "backbone_input_size", "fe_epochs", "da", "lam", "da_batch_size")
+    #: settings that leave D_p and D_f unchanged: replacing them keeps the calibrated scale
+    SCALE_FREE = ("v", "norm", "blur_sigma", "batch_size")
 
     def _check(self):
-        _one_of(self.features, ("denoiser", *self._DEPTHS), "features")
+        _one_of(self.features, ("denoiser", *DEPTHS), "features")
         _one_of(self.norm, ("train", "image", "batch"), "norm")
 
     def fit(self, train, *, device="cpu", seed=0, progress=False, tag=None):
@@ -204,27 +209,52 @@ class DDAD(_ScoreMethod):
             kw["image_size"] = train.shape[-1]
         fitted = fit_score_model(self.net, VPSDE(**self.sde_kwargs), train, TrainConfig(**self.train), net_kwargs=kw,
                                  output="eps", seed=seed, device=dev, tag=tag or "ddad", progress=progress)
-        self.model, self.history, self.da_history = fitted.ema, fitted.history, []
-        if self.features == "denoiser":
-            self.extractor = ddad.DenoiserFeatures(self.model, self.denoiser_layers, self.feature_t)
-            self.compared = tuple(self.denoiser_layers)
-        else:
-            feats = ddad.load_backbone(self.weights, self._DEPTHS[self.features], self.da["layers"],
-                                       data_root=self.data_root, input_size=self.backbone_input_size).to(dev)
+        self.model, self.history, self.da_history, self.backbone = fitted.ema, fitted.history, [], None
+        if self.features != "denoiser":
+            feats = load_backbone(self.weights, DEPTHS[self.features], self.da["layers"], data_root=self.data_root,
+                                  input_size=self.backbone_input_size).to(dev)
             if self.fe_epochs > 0:
-                da = ddad.domain_adaptation(feats, self.model, train, epochs=self.fe_epochs, w=self.da["w"],
-                                            lam=self.lam, batch_size=self.da_batch_size, lr=self.da["lr"],
-                                            t_start=self.t_start, skip=self.skip, eta=self.eta,
-                                            layers=self.da["layers"], batchnorm=self.da["batchnorm"], seed=seed,
-                                            device=dev, progress=progress)
+                da = domain_adaptation(feats, self.model, train, epochs=self.fe_epochs, w=self.da["w"], lam=self.lam,
+                                       batch_size=self.da_batch_size, lr=self.da["lr"], t_start=self.t_start,
+                                       skip=self.skip, eta=self.eta, layers=self.da["layers"],
+                                       batchnorm=self.da["batchnorm"], seed=seed, device=dev, progress=progress)
                 feats, self.da_history = da.features, da.history
-            self.extractor = feats.to(dev).eval()
-            self.compared = tuple(self.layers)
+            self.backbone = feats.to(dev).eval()
         self.fitted = True
         self.scale = None
         if self.norm == "train":
             self.calibrate(train[: min(self.n_calibration, len(train))], seed=seed)
         return self
+
+    @property
+    def extractor(self):
+        """The feature extractor of D_f: the (domain-adapted) backbone, or the denoiser's own features."""
+        self._require_fit()
+        if self.features == "denoiser":
+            return DenoiserFeatures(self.model, self.denoiser_layers, self.feature_t)
+        return self.backbone
+
+    @property
+    def compared(self) -> tuple:
+        """The feature layers compared in D_f: denoiser_layers for the denoiser's features, else layers."""
+        return tuple(self.denoiser_layers if self.features == "denoiser" else self.layers)
+
+    def replace(self, **changes) -> "DDAD":
+        """A copy with some settings changed, sharing the fitted denoiser and backbone (Detector.replace).
+
+        On a fitted detector, settings in FIT_SETTINGS raise (they need a new fit), and a change of any setting
+        that moves D_p or D_f (w, t_start, skip, eta, pool, layers, ...; all but SCALE_FREE) drops the
+        calibrated scale: with norm 'train' the copy needs calibrate() before it makes maps.
+        """
+        changed = {k for k, value in changes.items() if not hasattr(self, k) or getattr(self, k) != value}
+        if self.fitted and changed & set(self.FIT_SETTINGS):
+            raise ValueError(f"setting(s) {sorted(changed & set(self.FIT_SETTINGS))} change what fit() learns; "
+                             f"build and fit a new detector instead (replace changes {', '.join(self.SCALE_FREE)} "
+                             "and the reconstruction and distance settings)")
+        new = super().replace(**changes)
+        if changed - set(self.SCALE_FREE):
+            new.scale = None
+        return new
 
     def calibrate(self, images, *, seed: int = 0) -> float:
         """Fix the D_p scale from normal images, scale = max D_f / max D_p over them (norm 'train'); returns it."""
@@ -236,7 +266,7 @@ class DDAD(_ScoreMethod):
     def distances(self, images, *, seed: int = 0) -> dict:
         """Reconstructions x0 and the maps D_p, D_f of images (N, C, H, W): {'x0', 'd_p', 'd_f'} on the CPU."""
         self._require_fit()
-        out = {"x0": [], "d_p": [], "d_f": []}
+        extractor, out = self.extractor, {"x0": [], "d_p": [], "d_f": []}
         start = 0
         for y in self._chunks(images, self.batch_size):
             gens = [torch.Generator(device=self.device).manual_seed(int(seed) * 1_000_003 + start + j)
@@ -246,7 +276,7 @@ class DDAD(_ScoreMethod):
                                   generator=gens)
             out["x0"].append(x0.cpu())
             out["d_p"].append(ddad.pixel_distance(x0, y).cpu())
-            out["d_f"].append(ddad.feature_distance(self.extractor(x0), self.extractor(y), y.shape[-2:], self.compared,
+            out["d_f"].append(ddad.feature_distance(extractor(x0), extractor(y), y.shape[-2:], self.compared,
                                                     self.pool).cpu())
         return {k: torch.cat(v) for k, v in out.items()}
 

@@ -1,16 +1,13 @@
-"""DDAD: schedule and time convention, conditioned DDIM against an exact denoiser, distances, normalisation,
-the Wide-ResNet path (torchvision-format file with random weights) with domain adaptation, and the paper
-profile's networks at paper resolution."""
-import math
-
+"""DDAD's equations: schedule and time convention, conditioned DDIM against an exact denoiser, distances,
+normalisation; the 'ddad' config's per-category settings.
+The feature extractors and domain adaptation are tested in test_features.py, the detector in test_methods.py."""
 import pytest
 import torch
 import torch.nn as nn
 
-from scoreviz import configs, ddad
-from scoreviz.nets import ScoreModel, WideResNet, count_parameters
+from scoreviz import configs, ddad, methods
+from scoreviz.nets import ScoreModel, build
 from scoreviz.sde import VPSDE
-from scoreviz.train import TrainConfig, dsm_loss
 
 
 # ------------------------------------------------------------------------------------------------ schedule
@@ -78,9 +75,10 @@ def test_conditioning_pulls_toward_the_target_and_matches_closed_form():
     infos = []
     ddad.reconstruct(model, y, w=1.5, generator=torch.Generator().manual_seed(4), callback=infos.append)
     a = ddad.alpha_bar(model.sde, 250).item()
-    assert len(infos) == 10 and infos[0]["step"] == 250
+    # the callback sees every state: the noised input at s = 250, ..., the reconstruction at s = 0
+    assert [round(info["t"][0].item() * model.sde.N) for info in infos] == ddad.ddim_steps(250, 25)
     expected = x_star + 1.5 * (1 - a) * (y - x_star)
-    assert torch.allclose(infos[0]["x0"], expected, atol=1e-4)
+    assert torch.allclose(infos[0]["denoised"], expected, atol=1e-4)
 
 
 def test_reconstruct_per_image_generators_make_draws_batch_independent():
@@ -138,157 +136,42 @@ def test_combine_maps_normalisations():
         ddad.combine_maps(d_p, d_f, norm="train")
     with pytest.raises(ValueError, match="unknown norm"):
         ddad.combine_maps(d_p, d_f, norm="global")
-    assert ddad.center_crop(torch.zeros(2, 256, 256), 224).shape == (2, 224, 224)
-    assert torch.equal(ddad.center_crop(torch.arange(16.).view(1, 4, 4), 2), torch.tensor([[[5., 6.], [9., 10.]]]))
 
 
-def _tiny_denoiser(seed=0):
-    torch.manual_seed(seed)
-    return ddad.make_denoiser("tiny", in_channels=1, channels=(8, 16), groups=4, embed_dim=16).eval()
-
-
-def test_detector_maps_do_not_depend_on_the_batch():
-    model = _tiny_denoiser()
-    x = torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    det = ddad.Detector(model, ddad.DenoiserFeatures(model, ("enc0", "enc1")), w=1.0, layers=("enc0", "enc1"),
-                        t_start=100, skip=25, blur_sigma=1.0)
-    with pytest.raises(ValueError, match="calibrate"):
-        det(x)
-    scale = det.calibrate(x[:3], batch_size=2)
-    assert scale > 0
-    m1, m5 = det(x, batch_size=1), det(x, batch_size=5)
-    assert m1.shape == (5, 16, 16) and torch.allclose(m1, m5, atol=1e-5)
-    d1, d5 = det.distances(x, batch_size=1), det.distances(x, batch_size=5)
-    assert torch.allclose(d1["x0"], d5["x0"], atol=1e-5)
-    official = det.replace(norm="batch")
-    assert official.scale is None and official.w == 1.0
-    assert not torch.allclose(official(x, batch_size=1), official(x, batch_size=5))
-    with pytest.raises(ValueError, match="unknown Detector setting"):
-        det.replace(lamda=1)
-    with pytest.raises(ValueError, match="no feature maps"):
-        ddad.DenoiserFeatures(model, ("layer2",))(x)
-
-
-# ------------------------------------------------------------------------------------------------ Wide-ResNet path
-@pytest.fixture(scope="module")
-def wrn50_file(tmp_path_factory):
-    """A Wide-ResNet-50-2 file in torchvision's format (its parameter names and shapes), random weights."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / ddad.WEIGHT_FILES[50]
-    torch.save(WideResNet(50).state_dict(), path)
-    return path
-
-
-def test_backbone_loads_torchvision_file_and_missing_weights_are_explained(wrn50_file, tmp_path, monkeypatch):
-    monkeypatch.delenv("SCOREVIZ_WEIGHTS", raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    fe = ddad.load_backbone(wrn50_file, 50, input_size=64)
-    out = fe(torch.rand(2, 1, 32, 32) * 2 - 1)      # gray input, resized to 64
-    assert [tuple(v.shape) for v in out.values()] == [(2, 256, 16, 16), (2, 512, 8, 8), (2, 1024, 4, 4)]
-    # found through a folder, $SCOREVIZ_WEIGHTS and DATA_ROOT/weights
-    assert ddad.resolve_weights(wrn50_file.parent, 50) == wrn50_file
-    monkeypatch.setenv("SCOREVIZ_WEIGHTS", str(wrn50_file.parent))
-    assert ddad.resolve_weights(None, 50) == wrn50_file
-    monkeypatch.delenv("SCOREVIZ_WEIGHTS")
-    assert ddad.resolve_weights(None, 50) is None
-    (tmp_path / "data" / "weights").mkdir(parents=True)
-    (tmp_path / "data" / "weights" / wrn50_file.name).symlink_to(wrn50_file)
-    assert ddad.resolve_weights(None, 50, tmp_path / "data").name == wrn50_file.name
-    # no file: a message that names the file to download and where to put it
+# ------------------------------------------------------------------------------------------------ settings
+def test_detector_settings_follow_the_readme():
+    """configs.ddad_detector: README values per category (paper profile), per-dataset values with 'dataset/category'
+    before 'dataset' before 'default', and nothing that methods.DDAD does not take."""
     paper = configs.get("paper", "ddad")
-    with pytest.raises(FileNotFoundError, match=r"wide_resnet101_2-32ee1156\.pth.*WEIGHTS"):
-        ddad.backbone_weights(paper, None, tmp_path / "nothing")
-    with pytest.raises(FileNotFoundError, match="download.pytorch.org"):
-        ddad.load_backbone(tmp_path / "missing.pth", 50)
-    assert ddad.backbone_weights(configs.get("cpu", "ddad")) is None      # the cpu profile needs none
-    assert ddad.backbone_weights(configs.get("cpu", "ddad"), wrn50_file) == ("wide_resnet50", wrn50_file)
-    # a file with missing and extra keys
-    state = torch.load(wrn50_file, weights_only=True)
-    state.pop("layer3.0.conv1.weight")
-    state["layer5.0.conv1.weight"] = torch.zeros(1)
-    torch.save(state, tmp_path / "bad.pth")
-    with pytest.raises(ValueError, match="1 missing keys.*1 unexpected keys"):
-        ddad.load_backbone(tmp_path / "bad.pth", 50)
-
-
-def test_domain_adaptation_fine_tunes_a_copy(wrn50_file):
-    fe = ddad.load_backbone(wrn50_file, 50)
-    model = _tiny_denoiser()
-    images = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    before = {k: v.clone() for k, v in fe.state_dict().items()}
-    res = ddad.domain_adaptation(fe, model, images, epochs=1, batch_size=4, t_start=50, skip=25, seed=0)
-    assert len(res.history) == 1 and math.isfinite(res.history[0])
-    assert all(torch.equal(before[k], v) for k, v in fe.state_dict().items())            # input untouched
-    assert all(torch.equal(before[k], v) for k, v in res.frozen.state_dict().items())     # frozen copy
-    tuned = res.features.state_dict()
-    assert not torch.equal(tuned["backbone.layer2.0.conv1.weight"], before["backbone.layer2.0.conv1.weight"])
-    assert not torch.equal(tuned["backbone.layer1.0.bn1.running_mean"], before["backbone.layer1.0.bn1.running_mean"])
-    assert not res.features.training
-    frozen_bn = ddad.domain_adaptation(fe, model, images, epochs=1, batch_size=4, t_start=50, skip=25,
-                                       batchnorm="frozen").features.state_dict()
-    assert torch.equal(frozen_bn["backbone.layer1.0.bn1.running_mean"], before["backbone.layer1.0.bn1.running_mean"])
-    with pytest.raises(ValueError, match="batches of >= 2"):
-        ddad.domain_adaptation(fe, model, images[:1], epochs=1)
-
-
-def test_category_settings_follow_the_readme():
-    paper = configs.get("paper", "ddad")
-    s = ddad.category_settings(paper, "mvtec", "carpet")
-    assert (s["w"], s["epochs"], s["fe_epochs"], s["v"], s["lam"], s["test_batch_size"]) == (0, 2500, 0, 1.0, 0.1, 16)
-    s = ddad.category_settings(paper, "visa", "pcb1")
-    assert (s["w"], s["fe_epochs"], s["v"], s["lam"], s["da_batch_size"], s["test_batch_size"]) == (9, 8, 7.0, 0.01, 16, 32)
-    assert ddad.category_settings(paper, "visa", "cashew")["v"] == 1.0
-    cpu = ddad.category_settings(configs.get("cpu", "ddad"), "textures", "brick")
-    assert cpu["w"] == 1.0 and cpu["fe_epochs"] == 0
+    s = configs.ddad_detector(paper, "mvtec", "carpet")
+    assert (s["w"], s["train"]["epochs"], s["fe_epochs"], s["v"], s["lam"], s["batch_size"]) == (0, 2500, 0, 1.0, 0.1, 16)
+    s = configs.ddad_detector(paper, "visa", "pcb1")
+    assert (s["w"], s["fe_epochs"], s["v"], s["lam"], s["da_batch_size"], s["batch_size"]) == (9, 8, 7.0, 0.01, 16, 32)
+    assert s["features"] == "wide_resnet101" and s["layers"] == ("layer2", "layer3")
+    assert configs.ddad_detector(paper, "visa", "cashew")["v"] == 1.0
+    assert configs.ddad_detector(paper, "visa", "candle")["da_batch_size"] == 32
+    assert paper.train["epochs"] == 2000            # the config itself is not modified
+    cpu = configs.ddad_detector(configs.get("cpu", "ddad"), "textures", "brick", weights="w.pth", data_root="/data")
+    assert (cpu["w"], cpu["fe_epochs"], cpu["v"], cpu["train"]["epochs"], cpu["features"]) == (1.0, 0, 7.0, 20, "denoiser")
+    assert (cpu["weights"], cpu["data_root"]) == ("w.pth", "/data")
+    assert methods.DDAD(**cpu).settings["w"] == 1.0     # every key is a setting of the detector
+    unlisted = configs.ddad_detector(configs.get("paper", "ddad", paper_settings=False), "mvtec", "carpet")
+    assert (unlisted["w"], unlisted["fe_epochs"]) == (3.0, 3)
     with pytest.raises(ValueError, match="no DDAD settings"):
-        ddad.category_settings(paper, "mvtec", "bagel")
+        configs.ddad_detector(paper, "mvtec", "bagel")
+    with pytest.raises(ValueError, match="'ddad' config"):
+        configs.ddad_detector(configs.get("cpu", "spr"), "textures", "brick")
 
 
-def test_run_category_with_wide_resnet_and_domain_adaptation(wrn50_file, tmp_path):
-    """The paper profile's code path (ImageNet backbone + domain adaptation + calibration + PRO), at toy scale."""
-    cfg = configs.get("cpu", "ddad", size=16, feature_extractor="wide_resnet50", fe_epochs=1,
-                      net_kwargs={"channels": (8, 16), "groups": 4, "embed_dim": 16},
-                      train={**configs.get("cpu", "ddad").train, "epochs": 1, "batch_size": 100},
-                      da_batch_size={"default": 100}, test_batch_size={"default": 30}, n_calibration=4,
-                      t_start=100, skip=50, backbone_input_size=32)
-    run = ddad.run_category(cfg, "textures", "brick", weights=wrn50_file, seed=0, device="cpu", cache_root=tmp_path)
-    assert run.maps.shape == (60, 16, 16) and run.x0.shape == (60, 1, 16, 16)
-    assert set(run.metrics) == {"image_auroc", "pixel_auroc", "aupro"}
-    assert all(0 <= v <= 1 for v in run.metrics.values())
-    assert len(run.da_history) == 1 and len(run.train_history) == 1
-    assert run.detector.layers == ("layer2", "layer3") and run.detector.scale > 0
-    table = ddad.w_ablation(run.detector, run.train.images, run.test, (0.0, 2.0), n_calibration=4, batch_size=30)
-    assert list(table["w"]) == [0.0, 2.0] and (table["dist_normal"].diff().dropna() < 0).all()
-
-
-# ------------------------------------------------------------------------------------------------ paper resolution
-@pytest.mark.parametrize("preset,net_kwargs", [("ddad", {}), ("ddad_s", {"dropout": 0.3, "heads": 2})])
-def test_paper_profile_networks_train_and_detect_at_256(preset, net_kwargs, wrn50_file):
-    """The paper profile's denoiser + Wide-ResNet-50-2: one training step and one detection (10 DDIM steps,
-    features, maps) at 256 px on one image, on the CPU."""
+def test_paper_schedule_takes_ten_network_calls():
+    """The paper profile's DDIM schedule (noise to step 250, steps of 25): 10 network calls per image."""
     cfg = configs.get("paper", "ddad")
-    torch.manual_seed(0)
-    model = ddad.make_denoiser(preset, in_channels=3, image_size=cfg.size, sde_kwargs=cfg.sde_kwargs, **net_kwargs)
-    tc = TrainConfig(**{**cfg.train, "epochs": 1})
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    loss = dsm_loss(model, x, t_min=tc.t_min, reduce=tc.loss_reduce, generator=torch.Generator().manual_seed(0))
-    loss.backward()
-    opt.step()
-    assert torch.isfinite(loss)
-    if preset == "ddad_s":
-        assert count_parameters(model) < count_parameters(ddad.make_denoiser("ddad")) / 3
-        return  # the detection below does not depend on the denoiser's size
-    model.eval()
-    with torch.no_grad():   # the "no external knowledge" features of the paper profile (section 8 of notebook 09)
-        own = ddad.DenoiserFeatures(model, cfg.denoiser_layers)(x)
-    assert [tuple(v.shape[-2:]) for v in own.values()] == [(32, 32), (16, 16)]
-    det = ddad.Detector(model, ddad.load_backbone(wrn50_file, 50), w=3.0, v=1.0, layers=cfg.layers,
-                        t_start=cfg.t_start, skip=cfg.skip, blur_sigma=cfg.blur_sigma, norm="image")
+    model, x_star = _point_mass_model()
     calls = []
     model.net.register_forward_hook(lambda *a: calls.append(1))
-    maps = det(x, batch_size=1)
-    assert len(calls) == 10 and maps.shape == (1, 256, 256) and torch.isfinite(maps).all()
+    x0 = ddad.reconstruct(model, x_star[None], w=3.0, t_start=cfg.t_start, skip=cfg.skip, eta=cfg.eta,
+                          generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 10 and torch.isfinite(x0).all()
 
 
 def test_plot_table_heatmap_draws_into_given_axes():
@@ -309,3 +192,45 @@ def test_plot_table_heatmap_draws_into_given_axes():
     assert len(texts) == table.size - 1                    # the NaN cell stays blank
     assert plots.plot_table_heatmap(pd.DataFrame({"a": [0.5, 0.75]}, index=["x", "y"])).texts[1].get_text() == "0.750"
     plt.close("all")
+
+
+# ------------------------------------------------------------------------------------------------ reconstruct = reference loop
+def _conditioned_ddim_reference(model, x, y, *, w, t_start, skip, eta, generators):
+    """DDAD's conditioned DDIM written out on python floats, one image at a time, with the network's eps directly
+    (no score conversion): x_T = sqrt(a) x + sqrt(1 - a) z; per step eps^ = eps - w sqrt(1 - a) (y_s - x_s)."""
+    table = [1.0] + model.sde.alphas_cumprod.tolist()
+    steps = list(range(t_start, 0, -skip)) + [0]
+    out = []
+    for b in range(x.shape[0]):
+        g, yb = generators[b], y[b:b + 1]
+        a = table[steps[0]]
+        xb = a**0.5 * x[b:b + 1] + (1 - a) ** 0.5 * torch.randn(x.shape[1:], generator=g)
+        for s, s_next in zip(steps[:-1], steps[1:]):
+            a, a2 = table[s], table[s_next]
+            eps = model.eps(xb, torch.tensor([s / model.sde.N]))
+            eps = eps - w * (1 - a) ** 0.5 * (a**0.5 * yb + (1 - a) ** 0.5 * eps - xb)
+            x0 = (xb - (1 - a) ** 0.5 * eps) / a**0.5
+            c1 = eta * max((1 - a / a2) * (1 - a2) / (1 - a), 0.0) ** 0.5
+            xb = a2**0.5 * x0 + max(1 - a2 - c1**2, 0.0) ** 0.5 * eps
+            if c1 > 0:
+                xb = xb + c1 * torch.randn(x.shape[1:], generator=g)
+        out.append(xb)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("w,t_start,skip,eta", [(2.0, 250, 25, 1.0), (3.0, 250, 25, 0.0), (1.0, 100, 30, 0.5)])
+def test_reconstruct_equals_hand_written_conditioned_ddim(w, t_start, skip, eta):
+    """reconstruct (guided score through sampling.sample_ddim) = the conditioned DDIM loop, on a seeded tiny net."""
+    torch.manual_seed(0)
+    model = ScoreModel(build("tiny", in_channels=1, channels=(8, 16), groups=4, embed_dim=16), VPSDE(), output="eps").eval()
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    y = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    gens = lambda: [torch.Generator().manual_seed(10 + b) for b in range(3)]  # noqa: E731
+    infos = []
+    got = ddad.reconstruct(model, x, y, w=w, t_start=t_start, skip=skip, eta=eta, generator=gens(),
+                           callback=infos.append)
+    with torch.no_grad():
+        ref = _conditioned_ddim_reference(model, x, y, w=w, t_start=t_start, skip=skip, eta=eta, generators=gens())
+    assert torch.allclose(got, ref, atol=1e-5), (got - ref).abs().max()
+    assert len(infos) == len(ddad.ddim_steps(t_start, skip)) and torch.equal(infos[-1]["x"], got)
+    assert sorted(infos[0]) == ["denoised", "i", "score", "t", "x"] and infos[-1]["denoised"] is None

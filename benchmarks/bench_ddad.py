@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from scoreviz import ddad, scoredd, spr
+from scoreviz import ddad, features, scoredd, spr
 from scoreviz.nets import ScoreModel, WideResNet, build, count_parameters
 from scoreviz.sde import SPRSDE, VPSDE
 
@@ -43,14 +43,19 @@ def _case(preset, size, ch, batch, device, layers, wrn_depth) -> list[dict]:
     x = (torch.rand(batch, ch, size, size, device=dev) * 2 - 1)
     name = f"{preset} ({count_parameters(net) / 1e6:.1f}M params) {size}px batch {batch}"
     if wrn_depth is None:
-        feats, flayers, fname = ddad.DenoiserFeatures(vp, layers), layers, "denoiser features"
+        feats, flayers, fname = features.DenoiserFeatures(vp, layers), layers, "denoiser features"
     else:
-        feats = ddad.BackboneFeatures(WideResNet(wrn_depth), ("layer2", "layer3")).to(dev).eval()
+        feats = features.BackboneFeatures(WideResNet(wrn_depth), ("layer2", "layer3")).to(dev).eval()
         flayers, fname = ("layer2", "layer3"), f"Wide-ResNet-{wrn_depth}-2 features"
-    det = ddad.Detector(vp, feats, w=3.0, layers=flayers, blur_sigma=4.0 * size / 256, norm="image")
+
+    def ddad_maps():
+        x0 = ddad.reconstruct(vp, x, w=3.0)
+        d_f = ddad.feature_distance(feats(x0), feats(x), x.shape[-2:], flayers, 3)
+        return ddad.combine_maps(ddad.pixel_distance(x0, x), d_f, norm="image", blur_sigma=4.0 * size / 256)
+
     rows = []
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-        dt = _timed(lambda: det(x, batch_size=batch), dev)
+        dt = _timed(ddad_maps, dev)
         rows.append({"benchmark": f"DDAD inference (10 DDIM steps + {fname}) {name}", "value": round(batch / dt, 2),
                      "unit": "img/s", "device": device, "net_calls_per_image": 12 if wrn_depth is None else 10})
         if wrn_depth is None:

@@ -166,6 +166,7 @@ class PatchNN(Detector):
     """
 
     name = "patch_nn"
+    FIT_SETTINGS = ("patch", "stride", "max_bank")
 
     patch: int = 7
     stride: int = 1

@@ -62,6 +62,8 @@ class Detector:
 
     name: ClassVar[str] = ""
     reduce: ClassVar[str] = "max"
+    #: settings that fit() turns into learned state: a fitted detector refuses to replace them
+    FIT_SETTINGS: ClassVar[tuple] = ()
 
     def __post_init__(self):
         self._check()
@@ -100,12 +102,17 @@ class Detector:
     def replace(self, **changes) -> "Detector":
         """A copy with some settings changed that keeps what fit() produced (it is shared, not copied).
 
-        Only settings that do not change what fit() learns should be changed this way; unknown names raise.
+        Unknown names raise; so do, on a fitted detector, changes of FIT_SETTINGS (they need a new fit).
         """
         valid = [f.name for f in dataclasses.fields(self)]
         bad = sorted(set(changes) - set(valid))
         if bad:
             raise ValueError(f"unknown setting(s) {bad} for detector {self.name!r}; valid: {', '.join(valid)}")
+        refit = sorted(k for k, v in changes.items() if k in self.FIT_SETTINGS and getattr(self, k) != v)
+        if self.fitted and refit:
+            raise ValueError(f"setting(s) {refit} change what fit() learns; build and fit a new {self.name!r} "
+                             f"detector instead (replace changes the other settings: "
+                             f"{', '.join(k for k in valid if k not in self.FIT_SETTINGS)})")
         new = copy.copy(self)
         for key, value in changes.items():
             setattr(new, key, value)

@@ -48,6 +48,7 @@ class SPR(_ScoreMethod):
     """
 
     name = "spr"
+    FIT_SETTINGS = ("net", "net_kwargs", "sde", "sde_kwargs", "train", "checkpoint")
     net: str = "spr"
     net_kwargs: dict = field(default_factory=dict)
     sde: str = "spr"
@@ -107,6 +108,7 @@ class ScoreDD(_ScoreMethod):
     """
 
     name = "scoredd"
+    FIT_SETTINGS = ("net", "net_kwargs", "sde", "sde_kwargs", "train")
     net: str = "tiny"
     net_kwargs: dict = field(default_factory=dict)
     sde: str = "vp"
@@ -192,7 +194,6 @@ class DDAD(_ScoreMethod):
     lam: float = 0.1
     da_batch_size: int = 16
 
-    #: settings that fit() turns into the denoiser or the backbone: a fitted detector cannot replace them
     FIT_SETTINGS = ("net", "net_kwargs", "sde_kwargs", "train", "features", "weights", "data_root",
                     "backbone_input_size", "fe_epochs", "da", "lam", "da_batch_size")
     #: settings that leave D_p and D_f unchanged: replacing them keeps the calibrated scale
@@ -242,15 +243,10 @@ class DDAD(_ScoreMethod):
     def replace(self, **changes) -> "DDAD":
         """A copy with some settings changed, sharing the fitted denoiser and backbone (Detector.replace).
 
-        On a fitted detector, settings in FIT_SETTINGS raise (they need a new fit), and a change of any setting
-        that moves D_p or D_f (w, t_start, skip, eta, pool, layers, ...; all but SCALE_FREE) drops the
-        calibrated scale: with norm 'train' the copy needs calibrate() before it makes maps.
+        A change of any setting that moves D_p or D_f (w, t_start, skip, eta, pool, layers, ...; all but
+        SCALE_FREE) drops the calibrated scale: with norm 'train' the copy needs calibrate() before it makes maps.
         """
         changed = {k for k, value in changes.items() if not hasattr(self, k) or getattr(self, k) != value}
-        if self.fitted and changed & set(self.FIT_SETTINGS):
-            raise ValueError(f"setting(s) {sorted(changed & set(self.FIT_SETTINGS))} change what fit() learns; "
-                             f"build and fit a new detector instead (replace changes {', '.join(self.SCALE_FREE)} "
-                             "and the reconstruction and distance settings)")
         new = super().replace(**changes)
         if changed - set(self.SCALE_FREE):
             new.scale = None

@@ -78,3 +78,12 @@ def test_category_names():
     assert experiments.category_names("textures", "brick") == ["brick"]
     assert experiments.category_names("textures", configured=("grass",)) == ["grass"]
     assert experiments.category_names("textures") == ["brick", "grass", "gravel"]
+
+
+def test_center_crop():
+    a = torch.arange(16.0).view(1, 4, 4)
+    assert experiments.center_crop(a, 2).tolist() == [[[5.0, 6.0], [9.0, 10.0]]]
+    assert experiments.center_crop(torch.zeros(2, 256, 256), 224).shape == (2, 224, 224)
+    assert experiments.center_crop(a, None) is a
+    with pytest.raises(ValueError, match="larger"):
+        experiments.center_crop(a, 5)

@@ -3,10 +3,13 @@ one shared cached fit."""
 import pytest
 import torch
 
-from scoreviz import experiments, methods, scoredd, spr
+from scoreviz import configs, ddad, experiments, features, methods, scoredd, spr
+from scoreviz.nets import WideResNet
 
 TINY = {"channels": (8, 16), "groups": 4, "embed_dim": 16}
 TRAIN = {"epochs": 1, "batch_size": 4, "lr": 1e-3, "checkpoint_every": 100}
+DDAD_KW = dict(net="tiny", net_kwargs=TINY, train=TRAIN, w=2.0, t_start=20, skip=5, blur_sigma=1.0,
+               denoiser_layers=("enc0",), n_calibration=4, sde_kwargs={"beta_min": 0.1, "beta_max": 20.0, "N": 100})
 
 
 @pytest.fixture(autouse=True)
@@ -92,3 +95,71 @@ def test_methods_run_through_the_experiments_layer():
     result = experiments.run(det, train, dataset="textures", seed=0, device="cpu", pro=False)
     assert result.maps.shape == (len(train.test), 16, 16) and set(result.extras) == {"raw"}
     assert result.settings["k"] == 1e-3 and result.seconds["fit"] > 0
+
+
+def test_ddad_calibration_uses_the_first_training_images():
+    """fit() with norm 'train' sets scale = max D_f / max D_p over the first n_calibration training images, with
+    their own seed (seed + 7919); other norms leave it unset, and norm 'train' without a scale raises."""
+    train = _images(8)
+    det = methods.DDAD(**DDAD_KW).fit(train, seed=0)
+    d = det.distances(train[:4], seed=7919)
+    assert det.scale == pytest.approx(float(d["d_f"].max() / d["d_p"].max()))
+    assert det.calibrate(train[:4]) == det.scale                     # calibrate(seed=0) is what fit did
+    per_image = methods.DDAD(norm="image", **DDAD_KW).fit(train, seed=0)
+    assert per_image.scale is None and per_image.maps(train[:2]).shape == (2, 16, 16)
+    with pytest.raises(ValueError, match="calibrate"):
+        per_image.replace(norm="train").maps(train[:2])
+
+
+def test_ddad_replace_keeps_the_fit_and_drops_only_a_stale_scale():
+    train, test = _images(8), _images(3, seed=1)
+    det = methods.DDAD(**DDAD_KW).fit(train, seed=0)
+    for change in ({"v": 3.0}, {"norm": "batch"}, {"blur_sigma": 0.0}, {"batch_size": 1}, {"w": det.w}):
+        new = det.replace(**change)
+        assert new.scale == det.scale and new.model is det.model, change
+    for change in ({"w": 0.0}, {"t_start": 10}, {"skip": 10}, {"eta": 0.0}, {"pool": 1}, {"feature_t": 0.01},
+                   {"denoiser_layers": ("enc0", "enc1")}):
+        new = det.replace(**change)
+        assert new.scale is None and new.model is det.model, change
+        with pytest.raises(ValueError, match="calibrate"):
+            new.maps(test)
+    assert det.scale is not None and det.w == 2.0                    # the original is untouched
+    # a replaced setting takes effect: w, and the compared layers of the denoiser's features
+    w0 = det.replace(w=0.0)
+    w0.calibrate(train[:4])
+    assert not torch.allclose(w0.distances(test)["x0"], det.distances(test)["x0"])
+    two = det.replace(denoiser_layers=("enc0", "enc1"))
+    assert two.compared == ("enc0", "enc1") and not torch.allclose(two.distances(test)["d_f"], det.distances(test)["d_f"])
+    for change in ({"train": {**TRAIN, "epochs": 2}}, {"features": "wide_resnet50"}, {"fe_epochs": 1}, {"net": "ddad"}):
+        with pytest.raises(ValueError, match="fit"):
+            det.replace(**change)
+    assert methods.DDAD(**DDAD_KW).replace(net="ddad").net == "ddad"   # before fit anything may change
+
+
+def test_ddad_with_wide_resnet_and_domain_adaptation(tmp_path):
+    """The paper profile's path at toy scale: settings from configs.ddad_detector, a Wide-ResNet-50-2 file
+    (random weights), one epoch of domain adaptation, calibration, run through the experiments layer."""
+    torch.manual_seed(0)
+    weights = tmp_path / features.WEIGHT_FILES[50]
+    torch.save(WideResNet(50).state_dict(), weights)
+    cfg = configs.get("cpu", "ddad", size=16, feature_extractor="wide_resnet50", fe_epochs=1,
+                      net_kwargs=TINY, train={**configs.get("cpu", "ddad").train, "epochs": 1, "batch_size": 100},
+                      da_batch_size={"default": 100}, test_batch_size={"default": 30}, n_calibration=4,
+                      t_start=100, skip=50, backbone_input_size=32)
+    category = experiments.load_category("textures", "brick", size=16, seed=0)
+    det = methods.DDAD(**configs.ddad_detector(cfg, "textures", "brick", weights=weights))
+    result = experiments.run(det, category, dataset="textures", seed=0, device="cpu")
+    assert result.maps.shape == (60, 16, 16) and result.extras["x0"].shape == (60, 1, 16, 16)
+    assert set(result.metrics) == {"image_auroc", "pixel_auroc", "aupro"}
+    assert len(det.da_history) == 1 and len(det.history) == 1
+    assert det.compared == ("layer2", "layer3") and det.scale > 0
+    assert isinstance(det.extractor, features.BackboneFeatures)
+    d = det.distances(category.test.images[:2])
+    assert torch.allclose(d["d_p"], ddad.pixel_distance(d["x0"], category.test.images[:2]))
+
+
+def test_fit_settings_cannot_be_replaced_after_fit():
+    det = methods.SPR(net="tiny", net_kwargs=TINY, train=TRAIN).fit(_images(8))
+    with pytest.raises(ValueError, match="fit"):
+        det.replace(train={**TRAIN, "epochs": 2})
+    assert det.replace(train=dict(TRAIN), k=0.01).k == 0.01          # an unchanged value is fine

@@ -9,10 +9,10 @@ from scoreviz.detectors import Detector, register
 
 
 @dataclass(kw_only=True)
-class _Mean(Detector):
-    """A detector written the way the README shows: one class, one register line."""
+class MeanDistance(Detector):
+    """The README's example of adding a detector: one class, one register line (plus a settings check)."""
 
-    name = "test_mean_distance"
+    name = "mean_distance"
     power: float = 2.0
 
     def _check(self):
@@ -20,8 +20,7 @@ class _Mean(Detector):
             raise ValueError(f"power must be positive, got {self.power}")
 
     def fit(self, train, *, device="cpu", seed=0, progress=False, tag=None):
-        self.mean = train.mean(0)
-        self.fitted = True
+        self.mean, self.fitted = train.mean(0), True
         return self
 
     def maps(self, images, *, generator=None):
@@ -30,17 +29,17 @@ class _Mean(Detector):
 
 
 def test_register_build_and_settings():
-    if _Mean.name not in detectors.REGISTRY:
-        register(_Mean)
-    det = detectors.build(_Mean.name, power=1.0)
-    assert det.settings == {"detector": _Mean.name, "power": 1.0}
+    if MeanDistance.name not in detectors.REGISTRY:
+        register(MeanDistance)
+    det = detectors.build(MeanDistance.name, power=1.0)
+    assert det.settings == {"detector": MeanDistance.name, "power": 1.0}
     train = torch.zeros(4, 1, 5, 5)
     x = torch.zeros(2, 1, 5, 5)
     x[1, 0, 2, 3] = 0.5
     maps = det.fit(train).maps(x)
     assert det.scores(maps).tolist() == [0.0, 0.5]
     with pytest.raises(ValueError, match="taken"):
-        register(_Mean)
+        register(MeanDistance)
 
 
 def test_every_method_and_baseline_is_registered():
@@ -60,7 +59,7 @@ def test_unknown_names_and_settings_raise_with_the_valid_list():
 
 
 def test_replace_shares_the_fit_and_leaves_the_original_alone():
-    det = _Mean(power=2.0).fit(torch.ones(3, 1, 4, 4))
+    det = MeanDistance(power=2.0).fit(torch.ones(3, 1, 4, 4))
     other = det.replace(power=1.0)
     assert other.fitted and other.mean is det.mean and det.power == 2.0
     x = torch.full((1, 1, 4, 4), 3.0)
@@ -70,7 +69,7 @@ def test_replace_shares_the_fit_and_leaves_the_original_alone():
 
 def test_maps_before_fit_raise():
     with pytest.raises(RuntimeError, match="fit"):
-        _Mean().maps(torch.zeros(1, 1, 4, 4))
+        MeanDistance().maps(torch.zeros(1, 1, 4, 4))
 
 
 def test_mean_reduction_for_image_scores():

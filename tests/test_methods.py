@@ -163,3 +163,22 @@ def test_fit_settings_cannot_be_replaced_after_fit():
     with pytest.raises(ValueError, match="fit"):
         det.replace(train={**TRAIN, "epochs": 2})
     assert det.replace(train=dict(TRAIN), k=0.01).k == 0.01          # an unchanged value is fine
+
+
+def test_scoredd_embedding_follows_the_sde_and_fits_are_reproducible(tmp_path, monkeypatch):
+    """Score-DD App. B: ResUNet presets get Fourier time features for VE and positional ones for VP; one cache
+    folder per SDE; the same seed in two empty caches gives identical weights whatever the global RNG state."""
+    kw = dict(net="tiny_res", net_kwargs={"image_size": 8, "ch": 8, "ch_mult": (1, 2), "attn_res": ()}, train=TRAIN)
+    x = _images(4, size=8)
+    vp = methods.ScoreDD(sde="vp", sde_kwargs={"N": 100}, **kw).fit(x)
+    ve = methods.ScoreDD(sde="ve", sde_kwargs={"sigma_min": 0.01, "sigma_max": 5.0, "N": 100}, **kw).fit(x)
+    assert type(vp.model.net.embed[0]).__name__ == "PositionalEmbedding"
+    assert type(ve.model.net.embed[0]).__name__ == "FourierEmbedding"
+    assert not vp.model.training
+    states = []
+    for sub in ("a", "b"):
+        monkeypatch.setenv("SCOREVIZ_CACHE", str(tmp_path / sub))
+        torch.manual_seed(len(sub) + len(states))
+        states.append(methods.ScoreDD(sde="vp", sde_kwargs={"N": 100}, **kw).fit(x, seed=3).model.state_dict())
+        assert len(list((tmp_path / sub).iterdir())) == 1
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

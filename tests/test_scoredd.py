@@ -322,3 +322,47 @@ def test_scoredd_detector_settings_from_the_configs(profile):
         configs.scoredd_detector(cfg, "spr", "flow")
     with pytest.raises(ValueError, match="'scoredd_images' or 'scoredd_mnist'"):
         configs.scoredd_detector(configs.get(profile, "spr"), "vp", "flow")
+
+
+# The paper profiles' networks at paper resolution: one DSM training step and one detection on one image (CPU).
+# (VE / Fourier for MVTec at 256 px; VP / positional for MNIST at 32 px; the embedding choice per SDE is
+# tested in test_methods.)
+@pytest.mark.parametrize("experiment, sde_name, channels", [("scoredd_images", "ve", 3), ("scoredd_mnist", "vp", 1)],
+                         ids=["ncsnpp-ve-256px", "ddpmpp-vp-32px"])
+def test_paper_profile_network_trains_and_detects_at_paper_resolution(experiment, sde_name, channels):
+    from scoreviz import configs, nets, scoredd
+    from scoreviz.train import dsm_loss
+
+    cfg = configs.get("paper", experiment)
+    images = experiment == "scoredd_images"
+    sde = scoredd.build_sde(sde_name, cfg.sde_kwargs[sde_name] if images else cfg.sde_kwargs)
+    kw = dict(cfg.net_kwargs, in_channels=channels, embedding="fourier" if sde_name == "ve" else "positional")
+    torch.manual_seed(0)
+    model = nets.ScoreModel(nets.build(cfg.net, **kw), sde)
+    x = _images(1, c=channels, s=cfg.size)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train["lr"])
+    loss = dsm_loss(model, x, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    model.eval()
+    ts = scoredd.start_times(cfg.t_steps[sde_name] if images else cfg.t_steps, sde)
+    ts = ts[:1] if images else ts     # NCSN++ at 256 px costs seconds per sample on a CPU: one start time
+    with nets.NetworkCounter(model) as c:
+        maps = scoredd.anomaly_maps(model, x, sde, ts, cfg.r, cfg.layers, probability_flow=True,
+                                    generator=torch.Generator().manual_seed(0))
+    assert maps.shape == (1, cfg.size, cfg.size) and torch.isfinite(maps).all() and maps.max() > 0
+    assert c.per_image(1) == len(ts) * (cfg.r + 2)
+    assert c.calls == cfg.r + 1
+
+
+def test_network_counter_stops_counting_after_the_block():
+    from scoreviz import nets
+
+    model = nets.ScoreModel(nets.build("tiny", in_channels=1, channels=(8, 16), groups=4, embed_dim=16), VPSDE())
+    x, t = _images(2), torch.full((2,), 0.5)
+    with nets.NetworkCounter(model) as c:
+        model(x, t)
+        model(torch.cat([x, x]), torch.cat([t, t]))
+    model(x, t)
+    assert (c.calls, c.evaluations, c.per_image(2)) == (2, 6, 3.0)

@@ -48,3 +48,17 @@ def test_manifold_mixtures_shapes_and_errors():
         GaussianMixture([0.5, 0.6], [[0.0], [1.0]], [1.0, 1.0])
     with pytest.raises(ValueError, match="means must have shape"):
         GaussianMixture([0.5, 0.5], [0.0, 1.0], [1.0, 1.0])
+
+
+def test_empirical_score_matches_single_point_self_score():
+    """With one training image the exact score of the (narrowly smoothed) empirical distribution is the self score."""
+    from scoreviz.scoredd import self_score_fn
+    from scoreviz.toys import EmpiricalScore
+
+    sde = VPSDE(N=100)
+    x0 = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    model = EmpiricalScore(x0, sde, std=1e-4)
+    x = x0 + 0.3 * torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.2, 0.5, 0.9])
+    expected = self_score_fn(x0.expand(3, -1, -1, -1), sde)(x, t)
+    assert torch.allclose(model(x, t), expected, rtol=1e-3, atol=1e-3)

@@ -12,7 +12,7 @@ import time
 import torch
 
 from scoreviz import ddad, features, scoredd, spr
-from scoreviz.nets import ScoreModel, WideResNet, build, count_parameters
+from scoreviz.nets import ScoreModel, build, count_parameters
 from scoreviz.sde import SPRSDE, VPSDE
 
 # (network preset, image size, channels, batch, device, feature layers of the network, Wide-ResNet depth or None)
@@ -45,7 +45,7 @@ def _case(preset, size, ch, batch, device, layers, wrn_depth) -> list[dict]:
     if wrn_depth is None:
         feats, flayers, fname = features.DenoiserFeatures(vp, layers), layers, "denoiser features"
     else:
-        feats = features.BackboneFeatures(WideResNet(wrn_depth), ("layer2", "layer3")).to(dev).eval()
+        feats = features.BackboneFeatures(features.WideResNet(wrn_depth), ("layer2", "layer3")).to(dev).eval()
         flayers, fname = ("layer2", "layer3"), f"Wide-ResNet-{wrn_depth}-2 features"
 
     def ddad_maps():

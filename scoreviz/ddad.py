@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .maps import gaussian_blur
 from .nets import ScoreModel
-from .sampling import _randn, sample_ddim
+from .sampling import randn, sample_ddim
 from .sde import bcast
 
 __all__ = ["step_time", "alpha_bar", "ddim_steps", "reconstruct", "pixel_distance", "feature_distance",
@@ -96,7 +96,7 @@ def reconstruct(model: ScoreModel, x: torch.Tensor, y: torch.Tensor | None = Non
         return -eps_hat / bcast(sde.marginal_std(t), xs)
 
     a = alpha_bar(sde, steps[0]).item()
-    xt = math.sqrt(a) * x + math.sqrt(1 - a) * _randn(x.shape, generator, dev, dt)
+    xt = math.sqrt(a) * x + math.sqrt(1 - a) * randn(x.shape, generator, dev, dt)
     return sample_ddim(guided_score, sde, xt, step_time(steps, sde), eta=eta, generator=generator, callback=callback)
 
 

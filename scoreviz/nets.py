@@ -8,21 +8,23 @@ the score_fn(x, t) contract. Families:
   bilinear up, Gaussian Fourier time embedding added per block); `tiny` is a small copy of it.
 - `ResUNet`: NCSN++ / DDPM++ / ADM style (BigGAN residual up/down blocks, self-attention at chosen
   resolutions, Fourier or sinusoidal time embedding).
-- `WideResNet`: the ImageNet Wide-ResNet-50-2 / 101-2 backbone (DDAD's feature extractor), with
-  torchvision's parameter names so the standard weight files load.
+`load_official_spr` loads SPR's released weights into the `spr` preset; `NetworkCounter` counts network calls.
+The ImageNet Wide-ResNet backbone of DDAD's features lives in scoreviz.features.
 """
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .sde import SDE, bcast
+from .weightfile import read_state_dict
 
 __all__ = ["MLPScoreNet", "SPRUNet", "ResUNet", "ScoreModel", "PRESETS", "build", "count_parameters",
-           "WideResNet", "load_wide_resnet", "load_official_spr", "NetworkCounter"]
+           "load_official_spr", "NetworkCounter"]
 
 
 class FourierEmbedding(nn.Module):
@@ -126,24 +128,6 @@ class SPRUNet(nn.Module):
         return (out, feats) if return_features else out
 
 
-def _read_state_dict(path, what: str, hint: str) -> dict:
-    """torch.load(weights_only=True) of a state dict, unwrapping {'state_dict': ...} and 'module.' prefixes."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no {what} at {path}; {hint}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable PyTorch weight file ({type(e).__name__}: {e}); {hint}") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict; {hint}")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
 _SPR_KEY_RULES = [  # official SPR U-Net parameter names -> SPRUNet names
     (r"^inc\.double_conv\.", lambda m: "inc."),
     (r"^down(\d+)\.maxpool_conv\.1\.double_conv\.", lambda m: f"downs.{int(m[1]) - 1}."),
@@ -161,9 +145,7 @@ def load_official_spr(path, in_channels: int = 3) -> SPRUNet:
     Wrap it as ScoreModel(net, SPRSDE(25.0), output="std"): the official network divides by std(t) itself,
     which ScoreModel does here.
     """
-    import re
-
-    state = _read_state_dict(path, "SPR checkpoint", "expected <category>.pth from the authors' release")
+    state = read_state_dict(path, "SPR checkpoint", "expected <category>.pth from the authors' release")
     renamed = {}
     for key, value in state.items():
         for pattern, repl in _SPR_KEY_RULES:
@@ -373,75 +355,6 @@ def build(preset: str, **overrides) -> nn.Module:
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-
-
-# ----------------------------------------------------------------------------------------------
-class _Bottleneck(nn.Module):
-    """1x1 -> 3x3 (stride) -> 1x1 bottleneck with BatchNorm, as in torchvision's ResNet v1.5."""
-
-    def __init__(self, cin: int, width: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
-        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
-        self.conv3, self.bn3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                           if stride != 1 or cin != cout else None)
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        h = F.relu(self.bn2(self.conv2(h)))
-        h = self.bn3(self.conv3(h))
-        return F.relu(h + (x if self.downsample is None else self.downsample(x)))
-
-
-class WideResNet(nn.Module):
-    """Wide-ResNet-{50,101}-2 (bottleneck width x2). forward(x) -> {'layer1': ..., 'layer4': ...} on ImageNet-normalised x."""
-
-    DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
-
-    def __init__(self, depth: int = 50):
-        super().__init__()
-        if depth not in self.DEPTHS:
-            raise ValueError(f"Wide-ResNet depth must be one of {tuple(self.DEPTHS)}, got {depth}")
-        self.depth = depth
-        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
-        cin = 64
-        for i, (n, planes) in enumerate(zip(self.DEPTHS[depth], (64, 128, 256, 512))):
-            blocks = []
-            for j in range(n):
-                blocks.append(_Bottleneck(cin, planes * 2, planes * 4, 2 if (j == 0 and i > 0) else 1))
-                cin = planes * 4
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.fc = nn.Linear(2048, 1000)
-
-    def forward(self, x, layers=("layer1", "layer2", "layer3")) -> dict:
-        h = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
-        out, last = {}, max(int(name[-1]) for name in layers)
-        for i in range(1, last + 1):
-            h = getattr(self, f"layer{i}")(h)
-            if f"layer{i}" in layers:
-                out[f"layer{i}"] = h
-        return out
-
-
-def load_wide_resnet(path, depth: int = 50) -> WideResNet:
-    """Build WideResNet(depth) and load an ImageNet weight file in torchvision's format (e.g. wide_resnet50_2-*.pth)."""
-    hint = (f"expected torchvision's ImageNet weights for wide_resnet{depth}_2 (a .pth state dict); download them "
-            f"on a machine with internet (torchvision.models.wide_resnet{depth}_2(weights='IMAGENET1K_V1') saves one "
-            "under ~/.cache/torch/hub/checkpoints) and pass its path")
-    state = _read_state_dict(path, "Wide-ResNet weight file", hint)
-    net = WideResNet(depth)
-    want = net.state_dict()
-    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
-    bad = [f"{k} {tuple(state[k].shape)} != {tuple(want[k].shape)}" for k in want if k in state
-           and tuple(state[k].shape) != tuple(want[k].shape)]
-    if missing or extra or bad:
-        parts = [f"{len(missing)} missing keys (e.g. {missing[:3]})" if missing else "",
-                 f"{len(extra)} unexpected keys (e.g. {extra[:3]})" if extra else "",
-                 f"{len(bad)} shape mismatches (e.g. {bad[:2]})" if bad else ""]
-        raise ValueError(f"{path} does not match wide_resnet{depth}_2: " + "; ".join(p for p in parts if p) + f". {hint}")
-    net.load_state_dict(state)
-    return net.eval()
 
 
 class NetworkCounter:

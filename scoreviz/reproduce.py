@@ -22,7 +22,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["DATASET_INFO", "PAPER_DATA", "check_paper_data", "run", "write_report", "machine_info"]
+import mistune
+import pandas as pd
+import papermill as pm
+import torch
+
+from . import __version__, configs
+
+__all__ = ["DATASET_INFO", "check_paper_data", "run", "write_report", "machine_info"]
 
 DATASET_INFO = {
     "mvtec": ("MVTec AD", "https://www.mvtec.com/company/research/datasets/mvtec-ad",
@@ -35,39 +42,30 @@ DATASET_INFO = {
     "mnist": ("MNIST", "http://yann.lecun.com/exdb/mnist/",
               "DATA_ROOT/mnist/ with the four idx files (train-images-idx3-ubyte[.gz], ...)"),
 }
-# datasets each notebook reads in the paper profile
-PAPER_DATA = {
-    "03_spr_effective_region": ("mvtec",), "04_spr_n_ablation": ("mvtec",),
-    "05_spr_benchmark": ("mvtec", "btad", "mpdd"), "06_scoredd_tscales": ("mvtec",),
-    "07_scoredd_mnist": ("mnist",), "08_scoredd_benchmark": ("mvtec", "btad"), "09_ddad": ("mvtec", "visa"),
-}
 
 
 def check_paper_data(books: list[Path], data_root: str | None) -> None:
     """Stop before anything runs if a dataset the chosen notebooks need is not under data_root."""
-    needed = sorted({d for b in books for d in PAPER_DATA.get(b.stem, ())})
+    reads = {b.stem: configs.notebook_datasets(b.stem, "paper") if b.stem in configs.NOTEBOOKS else () for b in books}
+    needed = sorted({d for b in books for d in reads[b.stem]})
     missing = [d for d in needed if not data_root or not (Path(data_root) / d).is_dir()]
     if not missing:
         return
     lines = [f"the paper profile needs data that is not there (--data-root {data_root or '<not given>'}):"]
     for d in missing:
         name, url, layout = DATASET_INFO[d]
-        users = ", ".join(b.stem for b in books if d in PAPER_DATA.get(b.stem, ()))
+        users = ", ".join(b.stem for b in books if d in reads[b.stem])
         lines.append(f"  - {name} for {users}\n      expected: {layout}\n      download: {url}")
     lines.append("Check a folder with `scoreviz data-summary DIR`; see README.md, 'Datasets'.")
     raise SystemExit("\n".join(lines))
 
 
 def machine_info() -> dict:
-    import torch
-
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from . import __version__
-
     info = {"cpu": f"{cpu} ({os.cpu_count()} cores)", "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available()
             else "none", "python": platform.python_version(), "torch": torch.__version__, "scoreviz": __version__,
             "platform": platform.platform()}
@@ -152,8 +150,6 @@ def run(books: list[Path], out: Path, params: dict, *, cache: Path, jobs: int = 
     """Run (or reuse) every notebook, copy results into out/, write the report; returns the exit code."""
     out.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
-    import papermill as pm
-
     # inject only what each notebook's parameters cell declares
     book_params = {b: {k: v for k, v in params.items() if k in pm.inspect_notebook(str(b))} for b in books}
     keys = {b: _key(b, book_params[b]) for b in books}
@@ -205,8 +201,6 @@ def run(books: list[Path], out: Path, params: dict, *, cache: Path, jobs: int = 
 
 
 def _md_table(csv_path: Path, digits: int = 4) -> str:
-    import pandas as pd
-
     df = pd.read_csv(csv_path)
     cells = [[("" if pd.isna(v) else f"{v:.{digits}g}" if isinstance(v, float) else str(v)) for v in row]
              for row in df.itertuples(index=False)]
@@ -217,8 +211,6 @@ def _md_table(csv_path: Path, digits: int = 4) -> str:
 def write_report(out: Path, books: list[Path], results: dict, params: dict, wall: float,
                  interrupted: bool = False) -> Path:
     """report.md and report.html in out/: status, tables and figures of every notebook, machine and versions."""
-    import mistune
-
     info = machine_info()
     lines = ["# scoreviz reproduction report", "",
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}, profile `{params.get('PROFILE')}`, device "
@@ -252,8 +244,6 @@ def write_report(out: Path, books: list[Path], results: dict, params: dict, wall
 
 def _default_seed(book: Path):
     try:
-        import papermill as pm
-
-        return pm.inspect_notebook(str(book)).get("SEED", {}).get("default", "-")
+            return pm.inspect_notebook(str(book)).get("SEED", {}).get("default", "-")
     except Exception:
         return "-"

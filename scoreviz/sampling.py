@@ -27,10 +27,10 @@ import torch
 
 from .sde import SDE, bcast
 
-__all__ = ["sample_flow_ode", "sample_reverse_sde", "sample_ddim", "generate", "TrajectoryRecorder"]
+__all__ = ["sample_flow_ode", "sample_reverse_sde", "sample_ddim", "generate", "TrajectoryRecorder", "randn"]
 
 
-def _randn(shape, generator, device, dtype) -> torch.Tensor:
+def randn(shape, generator, device, dtype) -> torch.Tensor:
     """Gaussian noise; `generator` may be one generator or one per sample (batch-independent draws)."""
     if isinstance(generator, Sequence):
         if len(generator) != shape[0]:
@@ -66,7 +66,7 @@ def _run(score_fn, sde: SDE, x, ts, probability_flow: bool, generator, callback)
         drift, g = rev.sde(x, t, score=score)
         x = x + drift * bcast(dt, x)
         if not probability_flow:
-            x = x + bcast(g * dt.abs().sqrt(), x) * _randn(x.shape, generator, x.device, x.dtype)
+            x = x + bcast(g * dt.abs().sqrt(), x) * randn(x.shape, generator, x.device, x.dtype)
     if callback is not None:
         callback(_info(ts.shape[0] - 1, ts[-1], x))
     return x
@@ -126,7 +126,7 @@ def sample_ddim(score_fn, sde: SDE, x: torch.Tensor, ts, *, eta: float = 1.0, ge
         c2 = (1 - a_next - c1**2).clamp(min=0).sqrt()
         x = _coef(a_next.sqrt(), x) * x0 + _coef(c2, x) * eps
         if bool((c1 > 0).any()):
-            x = x + _coef(c1, x) * _randn(x.shape, generator, x.device, x.dtype)
+            x = x + _coef(c1, x) * randn(x.shape, generator, x.device, x.dtype)
     if callback is not None:
         callback(_info(ts.shape[0] - 1, ts[-1], x))
     return x

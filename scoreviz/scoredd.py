@@ -18,7 +18,8 @@ from .sampling import sample_flow_ode, sample_reverse_sde
 from .sde import SDE, bcast, get_sde
 
 __all__ = ["self_score_fn", "reverse_pair", "score_distance", "whole_score_difference", "METHODS", "start_times",
-           "feature_distances", "distance_maps", "combine_maps", "anomaly_maps", "sigma_max_rule", "build_sde"]
+           "check_layers", "feature_distances", "distance_maps", "combine_maps", "anomaly_maps", "sigma_max_rule",
+           "build_sde"]
 
 
 def _per_sample_times(t, x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +138,8 @@ def start_times(steps, sde: SDE) -> tuple[float, ...]:
     return tuple(s / sde.N for s in steps)
 
 
-def _check_layers(feats: dict, layers) -> list[str]:
+def check_layers(feats: dict, layers) -> list[str]:
+    """The chosen feature layers as a list (None: every key of feats); ValueError naming the valid keys."""
     layers = list(feats) if layers is None else list(layers)
     bad = [k for k in layers if k not in feats]
     if bad or not layers:
@@ -159,7 +161,7 @@ def feature_distances(model, x_whole: torch.Tensor, x_self: torch.Tensor, t, lay
     t = _per_sample_times(t, x_whole)
     feats = model.features(torch.cat([x_whole, x_self]), torch.cat([t, t]))
     out = {}
-    for key in _check_layers(feats, layers):
+    for key in check_layers(feats, layers):
         a, b = feats[key].float().chunk(2)
         d = (a - b).pow(2).sum(1).sqrt()
         if size is not None:
@@ -206,7 +208,7 @@ def combine_maps(dist: dict, layers=None, t_index=None, combine: str = "product"
     (Score-DD Sec. 4.2) or sum over the chosen layers. t_index selects start times (default all)."""
     if combine not in ("product", "sum"):
         raise ValueError(f"combine must be 'product' or 'sum', got {combine!r}")
-    layers = _check_layers(dist, layers)
+    layers = check_layers(dist, layers)
     out = None
     for key in layers:
         d = dist[key] if t_index is None else dist[key][list(t_index)]

@@ -14,9 +14,9 @@ import torch
 
 from . import maps as maps_
 from . import metrics
-from .scoredd import _check_layers, combine_maps
+from .scoredd import check_layers, combine_maps
 from .sde import SDE
-from .spr import _device_of, error_maps, postprocess
+from .spr import device_of, error_maps, postprocess
 
 __all__ = ["k_criterion", "select_k", "pseudo_defects", "selection_table", "candidate"]
 
@@ -39,7 +39,7 @@ def k_criterion(score_fn, normal_images: torch.Tensor, sde: SDE, ks, *, n: int =
     """
     if normal_images.ndim != 4 or len(normal_images) < 2:
         raise ValueError(f"normal_images must be (B >= 2, C, H, W), got shape {tuple(normal_images.shape)}")
-    dev = _device_of(score_fn, normal_images.device)
+    dev = device_of(score_fn, normal_images.device)
     rows = []
     for k in ks:
         k = float(k)
@@ -102,7 +102,7 @@ def selection_table(normal: dict, pseudo: dict, pseudo_masks: torch.Tensor, ts_g
     by detect, best first.
     """
     order = sorted(range(len(ts_grid)), key=lambda i: -float(ts_grid[i]))       # windows in decreasing t
-    keys = _check_layers(normal, None)
+    keys = check_layers(normal, None)
     labels = torch.cat([torch.zeros(next(iter(normal.values())).shape[1]), torch.ones(len(pseudo_masks))]).long()
     masks = torch.cat([torch.zeros(len(labels) - len(pseudo_masks), *pseudo_masks.shape[1:], dtype=torch.bool),
                        pseudo_masks])

@@ -23,7 +23,7 @@ from . import maps as maps_
 from .sde import SDE, bcast
 
 __all__ = ["restoration_error", "restore", "project_to_curve", "PROTOCOLS", "scaled_kernel", "postprocess",
-           "error_maps", "anomaly_map_spr"]
+           "device_of", "error_maps", "anomaly_map_spr"]
 
 
 def _scale_times(k, n: int, x: torch.Tensor) -> torch.Tensor:
@@ -112,7 +112,8 @@ def postprocess(raw, *, kernel: int = 31, out_size: int = 256, resize: str = "la
     return maps_.mean_filter(maps_.resize_maps(raw, out_size, resize), kernel, padding=padding)
 
 
-def _device_of(score_fn, fallback: torch.device) -> torch.device:
+def device_of(score_fn, fallback: torch.device) -> torch.device:
+    """The device of score_fn's parameters (where error_maps runs it and its generator lives), else fallback."""
     try:
         return next(score_fn.parameters()).device
     except (AttributeError, StopIteration):
@@ -131,7 +132,7 @@ def error_maps(score_fn, images: torch.Tensor, sde: SDE, *, k: float = 1e-3, n: 
         raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    dev = _device_of(score_fn, images.device)
+    dev = device_of(score_fn, images.device)
     out = []
     for chunk in tqdm(images.split(batch_size), desc=f"SPR k={k:g} N={n}", disable=not progress, leave=False):
         out.append(restoration_error(score_fn, chunk.to(dev), sde, k, n, generator=generator).float().cpu())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .data import _is_category_dir, _list_images, _mask_index, _subdirs
+from .data import is_category_dir, list_images, mask_index, subdirs
 from .imageset import CATEGORIES, SPLITS, DatasetError
 
 __all__ = ["summarize"]
@@ -29,12 +29,12 @@ def _summarize_category(catdir: Path, normal: str) -> list[str]:
             problems.append(f"missing split folder {rel(split_dir)}")
             continue
         counts, n_masks, n_defect = [], 0, 0
-        for folder in sorted(_subdirs(split_dir), key=lambda d: (d.name != normal, d.name)):
-            files = _list_images(folder)
+        for folder in sorted(subdirs(split_dir), key=lambda d: (d.name != normal, d.name)):
+            files = list_images(folder)
             counts.append(f"{folder.name} {len(files)}")
             if not files:
                 problems.append(f"empty folder {rel(folder)}")
-            index = {} if folder.name == normal else _mask_index(catdir / "ground_truth" / folder.name)
+            index = {} if folder.name == normal else mask_index(catdir / "ground_truth" / folder.name)
             for f in files:
                 head = _header(f)
                 if head is None:
@@ -70,14 +70,14 @@ def summarize(root, dataset=None) -> str:
     if not root.is_dir():
         raise DatasetError(f"dataset root {root} does not exist (or is not a folder); expected a dataset "
                            f"folder such as the MVTec AD root or one category folder")
-    raw_visa = [p.name for p in _subdirs(root) if (p / "Data" / "Images").is_dir()]
+    raw_visa = [p.name for p in subdirs(root) if (p / "Data" / "Images").is_dir()]
     if raw_visa:
         return (f"{root}: raw VisA layout ({len(raw_visa)} categories: {', '.join(raw_visa)}).\n"
                 f"Run `scoreviz prepare-visa {root} DST` to convert it to MVTec layout, then summarize DST.")
-    catdirs = [root] if _is_category_dir(root) else [p for p in _subdirs(root) if _is_category_dir(p)]
+    catdirs = [root] if is_category_dir(root) else [p for p in subdirs(root) if is_category_dir(p)]
     if not catdirs:
         return (f"{root}: no category folders found (expected <category>/train/good and <category>/test/...); "
-                f"subfolders: {[p.name for p in _subdirs(root)] or 'none'}")
+                f"subfolders: {[p.name for p in subdirs(root)] or 'none'}")
     btad = dataset == "btad" or any((d / "train" / "ok").is_dir() for d in catdirs)
     normal = "ok" if btad else "good"
     layout = "BTAD (ok/ko)" if btad else "MVTec"

@@ -55,6 +55,10 @@ class TrainConfig:
     amp: bool | None = None       # bf16 autocast; None = on for CUDA
     channels_last: bool | None = None  # None = on for CUDA
 
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some settings changed (unknown names raise TypeError)."""
+        return dataclasses.replace(self, **changes)
+
     def identity(self) -> dict:
         """The settings a resumed run must share (everything but how long and how often to save)."""
         d = dataclasses.asdict(self)

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .data import _decode_mask
+from .data import decode_mask
 from .imageset import SPLITS, DatasetError
 
 __all__ = ["prepare_visa"]
@@ -65,7 +65,7 @@ def prepare_visa(src, dst, *, split_csv=None, progress=True) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         _atomic_copy(image, target)
         if mask is not None:
-            m, _ = _decode_mask(mask, None)
+            m, _ = decode_mask(mask, None)
             out = dst / obj / "ground_truth" / "bad" / f"{image.stem}.png"
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f".{out.name}.part")

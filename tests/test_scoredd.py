@@ -120,7 +120,7 @@ import math  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from scoreviz import configs, detectors, nets, scoredd  # noqa: E402
+from scoreviz import configs, nets, scoredd  # noqa: E402
 from scoreviz.sde import SubVPSDE, get_sde  # noqa: E402
 
 
@@ -296,32 +296,8 @@ def test_configs_layers_exist_in_the_profiles_networks(experiment, profile):
     with torch.no_grad():
         feats = net(torch.zeros(1, 1, size, size), torch.full((1,), 0.1), return_features=True)[1]
     assert set(cfg.layers) <= set(feats), (cfg.layers, list(feats))
-    steps = cfg.t_steps if experiment == "scoredd_mnist" else cfg.t_steps["vp"]
-    sde = get_sde(cfg.sde if experiment == "scoredd_mnist" else "vp",
-                  **(cfg.sde_kwargs if experiment == "scoredd_mnist" else cfg.sde_kwargs["vp"]))
-    assert len(scoredd.start_times(steps, sde)) == 5
-
-
-@pytest.mark.parametrize("profile", ["cpu", "paper"])
-def test_scoredd_detector_settings_from_the_configs(profile):
-    """configs.scoredd_detector: valid ScoreDD settings, the chosen SDE's kwargs and start steps, the config untouched."""
-    cfg = configs.get(profile, "scoredd_images")
-    for sde_name in ("ve", "vp", "subvp"):
-        det = detectors.build("scoredd", **configs.scoredd_detector(cfg, sde_name, "sde", method="recon_loss"))
-        assert (det.sde, det.sde_kwargs, det.t_steps) == (sde_name, cfg.sde_kwargs[sde_name], tuple(cfg.t_steps[sde_name]))
-        assert (det.sampler, det.method, det.layers, det.net) == ("sde", "recon_loss", tuple(cfg.layers), cfg.net)
-    kw = configs.scoredd_detector(cfg, "vp", "flow")
-    kw["net_kwargs"]["changed"], kw["train"]["epochs"] = True, -1
-    assert "changed" not in cfg.net_kwargs and cfg.train["epochs"] > 0
-    mnist = configs.get(profile, "scoredd_mnist")
-    det = detectors.build("scoredd", **configs.scoredd_detector(mnist, mnist.sde, mnist.sampler))
-    assert (det.sde_kwargs, det.t_steps, det.batch_size) == (mnist.sde_kwargs, tuple(mnist.t_steps), mnist.batch_size)
-    with pytest.raises(ValueError, match="holds settings for SDE 'vp' only"):
-        configs.scoredd_detector(mnist, "ve", "flow")
-    with pytest.raises(ValueError, match="no settings for SDE 'spr'"):
-        configs.scoredd_detector(cfg, "spr", "flow")
-    with pytest.raises(ValueError, match="'scoredd_images' or 'scoredd_mnist'"):
-        configs.scoredd_detector(configs.get(profile, "spr"), "vp", "flow")
+    sde = get_sde("vp", **cfg.sde_kwargs["vp"])
+    assert len(scoredd.start_times(cfg.t_steps["vp"], sde)) == 5
 
 
 # The paper profiles' networks at paper resolution: one DSM training step and one detection on one image (CPU).
@@ -330,24 +306,22 @@ def test_scoredd_detector_settings_from_the_configs(profile):
 @pytest.mark.parametrize("experiment, sde_name, channels", [("scoredd_images", "ve", 3), ("scoredd_mnist", "vp", 1)],
                          ids=["ncsnpp-ve-256px", "ddpmpp-vp-32px"])
 def test_paper_profile_network_trains_and_detects_at_paper_resolution(experiment, sde_name, channels):
-    from scoreviz import configs, nets, scoredd
     from scoreviz.train import dsm_loss
 
     cfg = configs.get("paper", experiment)
-    images = experiment == "scoredd_images"
-    sde = scoredd.build_sde(sde_name, cfg.sde_kwargs[sde_name] if images else cfg.sde_kwargs)
+    sde = scoredd.build_sde(sde_name, cfg.sde_kwargs[sde_name])
     kw = dict(cfg.net_kwargs, in_channels=channels, embedding="fourier" if sde_name == "ve" else "positional")
     torch.manual_seed(0)
     model = nets.ScoreModel(nets.build(cfg.net, **kw), sde)
     x = _images(1, c=channels, s=cfg.size)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train["lr"])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     loss = dsm_loss(model, x, generator=torch.Generator().manual_seed(0))
     loss.backward()
     opt.step()
     assert torch.isfinite(loss)
     model.eval()
-    ts = scoredd.start_times(cfg.t_steps[sde_name] if images else cfg.t_steps, sde)
-    ts = ts[:1] if images else ts     # NCSN++ at 256 px costs seconds per sample on a CPU: one start time
+    ts = scoredd.start_times(cfg.t_steps[sde_name], sde)
+    ts = ts[:1] if experiment == "scoredd_images" else ts     # NCSN++ at 256 px costs seconds per sample on a CPU: one start time
     with nets.NetworkCounter(model) as c:
         maps = scoredd.anomaly_maps(model, x, sde, ts, cfg.r, cfg.layers, probability_flow=True,
                                     generator=torch.Generator().manual_seed(0))

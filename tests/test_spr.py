@@ -1,19 +1,15 @@
 import math
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
-from scoreviz import configs, methods, paper, spr
-from scoreviz.data import CATEGORIES
+from scoreviz import configs, spr
 from scoreviz.maps import mean_filter, resize_maps
 from scoreviz.nets import ScoreModel, load_official_spr
 from scoreviz.sde import SPRSDE, bcast, get_sde
 from scoreviz.spr import project_to_curve, restoration_error, restore
 from scoreviz.toys import curve_manifold, line_manifold
-from scoreviz.train import TrainConfig
 
 SDE = SPRSDE(25.0)
 
@@ -191,110 +187,15 @@ def test_anomaly_map_spr_is_error_then_resize_then_filter():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The SPR settings of a profile (configs.spr_detector) and the paper's tables (paper.benchmark_table).
+# The paper profile's SPR detector at paper resolution.
 
-def test_spr_detector_settings_per_profile_and_dataset():
-    paper_cfg, cpu_cfg = configs.get("paper", "spr"), configs.get("cpu", "spr")
-    mv, bt = configs.spr_detector(paper_cfg, "mvtec", 200), configs.spr_detector(paper_cfg, "btad", 200)
-    t = TrainConfig(**mv["train"])
-    assert (t.epochs, t.batch_size, t.lr, t.weight_decay, t.ema_decay, t.grad_clip) == (3000, 16, 1e-4, 1e-3, 0.9999, None)
-    assert t.milestones == (1000, 2000) and bt["train"]["milestones"] == ()     # lr steps on MVTec AD only
-    assert (mv["k"], mv["n"], mv["kernel"], mv["out_size"], mv["resize"], mv["padding"], mv["checkpoint"]) == \
-        (1e-3, 3, 31, 256, "lanczos", "reflect", None)                          # SPR Sec. 5.3
-    cpu = configs.spr_detector(cpu_cfg, "textures", 180)
-    assert cpu["train"]["epochs"] == 20 and (cpu["kernel"], cpu["out_size"]) == (5, 48)   # 12 steps x 20 = 240 steps
-    assert configs.spr_detector(cpu_cfg, "folder", 25)["train"]["epochs"] == 120         # small folders train longer
-    official = configs.spr_detector(configs.get("cpu", "spr", protocol="official"), "textures", 180)
-    assert (official["resize"], official["padding"]) == ("bilinear", "zeros")
-    assert methods.SPR(**cpu).settings["kernel"] == 5                           # every key is a setting of SPR
-
-
-def test_spr_detector_checkpoint_path_and_errors(tmp_path):
-    cfg = configs.get("paper", "spr")
-    with pytest.raises(FileNotFoundError, match="not a folder"):
-        configs.spr_detector(cfg, "mvtec", 10, tmp_path / "nope", "bottle")
-    (tmp_path / "cable.pth").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match=r"bottle.pth.*cable.pth"):
-        configs.spr_detector(cfg, "mvtec", 10, tmp_path, "bottle")
-    with pytest.raises(ValueError, match="category"):
-        configs.spr_detector(cfg, "mvtec", 10, tmp_path)
-    assert configs.spr_detector(cfg, "mvtec", 10, tmp_path, "cable")["checkpoint"] == str(tmp_path / "cable.pth")
-    with pytest.raises(ValueError, match="'spr' config"):
-        configs.spr_detector(configs.get("cpu", "ddad"), "textures", 10)
-
-
-def test_paper_profile_maps_at_paper_resolution_from_released_weights(tmp_path):
+def test_paper_profile_maps_at_paper_resolution_from_released_weights(tmp_path, official_spr_state_dict):
     """The paper profile with released weights: 192 px images give 256 px maps through Algorithm 1."""
-    from test_nets import _official_spr_state_dict
-
     cfg = configs.get("paper", "spr")
-    torch.save(_official_spr_state_dict(), tmp_path / "bottle.pth")
-    s = configs.spr_detector(cfg, "mvtec", 200, tmp_path, "bottle")
-    model = ScoreModel(load_official_spr(s["checkpoint"], in_channels=3), get_sde(s["sde"], **s["sde_kwargs"])).eval()
+    torch.save(official_spr_state_dict, tmp_path / "bottle.pth")
+    s = cfg.detector("mvtec", "bottle", n_train=200, checkpoints=tmp_path)
+    model = ScoreModel(load_official_spr(s.checkpoint, in_channels=3), get_sde(s.sde, **s.sde_kwargs)).eval()
     x = torch.rand(1, 3, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    maps = spr.anomaly_map_spr(model, x, model.sde, k=s["k"], n=s["n"], kernel=s["kernel"], out_size=s["out_size"],
-                               resize=s["resize"], padding=s["padding"], generator=torch.Generator().manual_seed(0))
+    maps = spr.anomaly_map_spr(model, x, model.sde, k=s.k, n=s.n, kernel=s.kernel, out_size=s.out_size,
+                               resize=s.resize, padding=s.padding, generator=torch.Generator().manual_seed(0))
     assert maps.shape == (1, 256, 256) and torch.isfinite(maps).all()
-
-
-#: where SPR reports each (dataset, metric), read off the paper
-SPR_TABLES = {("mvtec", "image_auroc"): "Table 4", ("mvtec", "pixel_auroc"): "Table 1",
-              ("btad", "pixel_auroc"): "Table 2", ("mpdd", "pixel_auroc"): "Table 3"}
-
-
-@pytest.mark.parametrize("dataset", ["mvtec", "btad", "mpdd", "textures"])
-def test_benchmark_table_in_the_papers_layout(dataset):
-    cats = CATEGORIES[dataset]
-    rows = [{"dataset": dataset, "category": c, "method": m, "seed": s, "image_auroc": 0.9 + 0.001 * i + 0.01 * s,
-             "pixel_auroc": 0.95, "aupro": 0.8} for i, c in enumerate(cats) for m in ("paper", "label_free")
-            for s in (0, 1)]
-    results = pd.DataFrame(rows)
-    for metric in ("image_auroc", "pixel_auroc", "aupro"):
-        table, compared = paper.benchmark_table(results, "spr", dataset, metric, {"paper": "ours", "label_free": "free"})
-        assert list(table.columns) == ["mean", *cats]
-        ours = [r[metric] for r in rows if r["method"] == "paper"]
-        assert table.loc["ours", "mean"] == pytest.approx(np.mean(ours))              # seeds averaged first
-        first = [r[metric] for r in rows if r["method"] == "paper" and r["category"] == cats[0]]
-        assert table.loc["ours", cats[0]] == pytest.approx(np.mean(first))
-        if (dataset, metric) in SPR_TABLES:
-            ref = paper.reported("spr", dataset, metric)
-            assert table.index[0] == f"SPR (paper, {SPR_TABLES[dataset, metric]})" and table.iloc[0]["mean"] == ref["mean"]
-            assert table.iloc[0][cats[0]] == ref[cats[0]]
-            assert compared.loc["mean", "measured"] == pytest.approx(table.loc["ours", "mean"])
-        else:
-            assert compared is None and list(table.index) == ["ours", "free"]
-    with pytest.raises(ValueError, match="no results"):
-        paper.benchmark_table(results, "spr", "visa", "image_auroc")
-    with pytest.raises(ValueError, match="official"):
-        paper.benchmark_table(results, "spr", dataset, "image_auroc", {"official": "x"})
-
-
-def test_spr_plot_functions_draw_into_given_axes():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from scoreviz import plots
-
-    fig, ax = plt.subplots(subplot_kw={"projection": "polar"})
-    out = plots.plot_radar({"a": {"x": 0.9, "y": 0.8, "z": 0.7}, "b": {"x": 0.6, "y": 0.9, "z": 0.8}}, ax=ax,
-                           linestyles=["-", "--"], rlim=(0.5, 1.0))
-    assert out is ax and len(ax.lines) == 2 and ax.get_ylim() == (0.5, 1.0)
-    with pytest.raises(ValueError, match="polar"):
-        plots.plot_radar({"a": {"x": 1, "y": 1, "z": 1}}, ax=plt.subplots()[1])
-    with pytest.raises(ValueError, match="lacks"):
-        plots.plot_radar({"a": {"x": 1, "y": 1, "z": 1}, "b": {"x": 1}}, ax=ax)
-    x, masks = _squares(2, 12)
-    axes = plots.plot_anomaly_grid(x, torch.rand(2, 12, 12), masks, vmax=[1.0, 2.0])
-    assert axes.shape == (2, 3) and axes[1, 1].images[0].get_clim() == (0.0, 2.0)
-    grid = plots.plot_image_grid([[x[0], torch.rand(12, 12)], [x[1]]], row_labels=["a", "b"], col_labels=["u", "v"])
-    assert grid.shape == (2, 2) and not grid[1, 1].axison
-    fig, ax = plt.subplots()
-    ax.plot([1e-4, 1.0], [0, 1])
-    ax.set_xscale("log")
-    top = plots.plot_sigma_axis(ax, ticks=(0.01, 0.1, 1.0))
-    ticks = dict(zip([t.get_text() for t in top.get_xticklabels()], top.get_xticks()))
-    for label, sigma in (("0.01", 0.01), ("0.1", 0.1), ("1", 1.0)):   # tick at the k whose sigma_k is the label
-        assert SDE.marginal_std(torch.tensor([ticks[label]], dtype=torch.float64)).item() == pytest.approx(sigma)
-    plt.close("all")

@@ -1,15 +1,13 @@
 """Tests for scoreviz.summary: summaries of miniature trees, hazelnut_toy and raw VisA."""
 import pytest
-from test_data import HAZELNUT, make_mvtec, mvtec, needs_hazelnut, write_mask  # noqa: F401 (mvtec: fixture)
-from test_visa import make_raw_visa
+from helpers import make_mvtec, make_raw_visa, write_mask
 
 from scoreviz import data as D
 from scoreviz.summary import summarize
 
 
-@needs_hazelnut
-def test_summarize_hazelnut():
-    text = summarize(HAZELNUT)
+def test_summarize_hazelnut(hazelnut):
+    text = summarize(hazelnut)
     assert "hazelnut_toy" in text and "good 28" in text and "good 6" in text
     assert "colour 17" in text and "masks 17/17" in text and "problems: none" in text
 

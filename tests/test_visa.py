@@ -1,37 +1,11 @@
 """Tests for scoreviz.visa: raw VisA trees prepared into MVTec layout, then loaded by scoreviz.data."""
-import csv
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import check_alignment, check_set, make_raw_visa
 from PIL import Image
-from test_data import check_alignment, check_set, write_image, write_mask, write_strays
 
 from scoreviz import data as D
 from scoreviz.visa import prepare_visa
-
-
-def make_raw_visa(src: Path, cats=("candle", "pcb1")) -> Path:
-    """Raw VisA: <cat>/Data/Images/{Normal,Anomaly}/*.JPG, Data/Masks/Anomaly/*.png (value 1), split csv."""
-    rows = []
-    for cat in cats:
-        base = src / cat / "Data"
-        for i in range(5):
-            rel = f"{cat}/Data/Images/Normal/{i:04d}.JPG"
-            write_image(src / rel, "RGB", i)
-            rows.append([cat, "train" if i < 3 else "test", "normal", rel, ""])
-        for i in range(2):
-            rel = f"{cat}/Data/Images/Anomaly/{i:03d}.JPG"
-            write_image(src / rel, "RGB", 50 + i, defect=True)
-            write_mask(base / "Masks" / "Anomaly" / f"{i:03d}.png", value=1)
-            rows.append([cat, "test", "anomaly", rel, f"{cat}/Data/Masks/Anomaly/{i:03d}.png"])
-        write_strays(base / "Images" / "Normal")
-    (src / "split_csv").mkdir(parents=True)
-    with open(src / "split_csv" / "1cls.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["object", "split", "label", "image", "mask"])
-        w.writerows(rows)
-    return src
 
 
 def test_visa_prepare_then_load(tmp_path):

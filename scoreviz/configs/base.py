@@ -1,0 +1,59 @@
+"""The settings mechanism shared by every experiment: profiles, overrides, `replace` with clear errors."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+__all__ = ["PROFILES", "Settings"]
+
+PROFILES = ("cpu", "paper")
+
+
+def _tuples(value):
+    """Lists (papermill, YAML) become tuples, recursively, so settings stay immutable and comparable."""
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Shared by every experiment: the profile, the data it reads and the CPU threads it may use."""
+
+    #: the experiment's name (configs.get(profile, name))
+    EXPERIMENT: ClassVar[str] = ""
+    #: profile -> the settings that differ from the class defaults
+    PROFILES: ClassVar[dict[str, dict]] = {"cpu": {}, "paper": {}}
+    profile: str = "cpu"
+    datasets: tuple = ()            # datasets the experiment reads ('textures', 'mnist': embedded; else DATA_ROOT)
+    categories: dict = field(default_factory=dict)   # {dataset: category names}; missing/empty: every category
+    threads: int | None = None      # torch CPU threads (None: torch's default)
+
+    @property
+    def experiment(self) -> str:
+        return self.EXPERIMENT
+
+    def replace(self, **changes) -> Settings:
+        """A copy with some settings changed; a dict for a dataclass-valued setting (train) changes its fields."""
+        valid = [f.name for f in dataclasses.fields(self)]
+        bad = sorted(set(changes) - set(valid))
+        if bad:
+            raise ValueError(f"unknown setting(s) {', '.join(bad)} for {self.experiment!r}; valid: {', '.join(valid)}")
+        for name, value in changes.items():
+            current = getattr(self, name)
+            if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+                names = [f.name for f in dataclasses.fields(current)]
+                wrong = sorted(set(value) - set(names))
+                if wrong:
+                    raise ValueError(f"unknown {name} setting(s) {', '.join(wrong)}; valid: {', '.join(names)}")
+                value = dataclasses.replace(current, **_tuples(dict(value)))
+            changes[name] = _tuples(value)
+        return dataclasses.replace(self, **changes)
+
+    def categories_of(self, dataset: str) -> tuple:
+        """The configured category names of `dataset` (empty: every category of the dataset)."""
+        return tuple(self.categories.get(dataset, ()))

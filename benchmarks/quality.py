@@ -1,0 +1,104 @@
+"""Detection quality per detector, dataset and seed: image AUROC, pixel AUROC, AUPRO, fit seconds, ms per image.
+
+    python -m benchmarks.quality                                  # baselines on the embedded benchmark, seeds 0-2
+    python -m benchmarks.quality --detectors zscore --seeds 0 --size 32
+    python -m benchmarks.quality --dataset mvtec --root ../shared/data --categories bottle --size 64
+
+Every detector sees the same images of a (dataset, category, seed): experiments.load_category, then
+experiments.run. Rows go to benchmarks/quality/<dataset>-<size>px.csv (one per detector x category x seed,
+replaced when rerun); the summary, mean +- std over seeds per category and for the mean over categories, is
+appended to benchmarks/QUALITY.md with the machine, command and seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from scoreviz import data, detectors, experiments
+from scoreviz.reproduce import machine_info
+
+HERE = Path(__file__).resolve().parent
+METRICS = ("image_auroc", "pixel_auroc", "aupro")
+
+
+def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, device="cpu") -> pd.DataFrame:
+    """One row per detector x category x seed (the detectors are built by name with default settings)."""
+    rows = []
+    for seed in seeds:
+        for category in categories:
+            cat = experiments.load_category(dataset, category, root=root, size=size, holdout=holdout, seed=seed)
+            for name in names:
+                start = time.perf_counter()
+                r = experiments.run(detectors.build(name), cat, dataset=dataset, seed=seed, device=device)
+                rows.append({"detector": name, "dataset": dataset, "category": cat.name, "seed": seed, "size": size,
+                             **{m: r.metrics.get(m) for m in METRICS}, "fit_s": r.seconds["fit"],
+                             "ms_per_image": r.ms_per_image, "total_s": time.perf_counter() - start})
+                print(f"  seed {seed} {cat.name:>8} {name:>9}: " + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in METRICS)
+                      + f" ({rows[-1]['total_s']:.1f} s)", flush=True)
+    return pd.DataFrame(rows)
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """mean +- std over seeds per (detector, category), plus 'mean' = the mean over categories of each seed,
+    then mean +- std of that over seeds (the spread of a headline number)."""
+    per_seed_mean = rows.groupby(["detector", "seed"], sort=False)[list(METRICS)].mean().reset_index()
+    per_seed_mean["category"] = "mean"
+    both = pd.concat([rows, per_seed_mean], ignore_index=True)
+    stats = both.groupby(["detector", "category"], sort=False)[list(METRICS)].agg(["mean", "std"])
+    cells = {m: [f"{a:.3f} ± {b:.3f}" if pd.notna(b) else f"{a:.3f}" for a, b in zip(stats[m, "mean"], stats[m, "std"])]
+             for m in METRICS}
+    return pd.DataFrame(cells, index=stats.index).reset_index()
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)])
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--detectors", nargs="+", default=["zscore", "patch_nn"])
+    p.add_argument("--dataset", default="embedded")
+    p.add_argument("--categories", nargs="+", default=None, help="default: every category of the dataset")
+    p.add_argument("--root", default=None, help="DATA_ROOT for datasets read from disk")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    categories = args.categories or list(data.categories(args.dataset))
+    start = time.time()
+    rows = measure(args.detectors, args.dataset, categories, args.seeds, size=args.size, root=args.root)
+    out = HERE / "quality" / f"{args.dataset}-{args.size}px.csv"
+    out.parent.mkdir(exist_ok=True)
+    if out.exists():                                       # keep other detectors' rows, replace these
+        old = pd.read_csv(out, dtype={"category": str})
+        keep = ~(old.detector.isin(rows.detector) & old.category.isin(rows.category) & old.seed.isin(rows.seed))
+        rows = pd.concat([old[keep], rows], ignore_index=True)
+    rows.to_csv(out.with_suffix(".tmp"), index=False)
+    os.replace(out.with_suffix(".tmp"), out)
+    table = summary(rows[rows.category.isin(categories) & rows.seed.isin(args.seeds)])
+    info = machine_info()
+    text = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M}: {args.dataset}, {args.size} px, seeds "
+            f"{', '.join(map(str, args.seeds))}\n\n{info['cpu']}, GPU {info['gpu']}, torch {info['torch']}, commit "
+            f"{info.get('commit', '?')}, {args.threads} threads, {time.time() - start:.0f} s; command `python -m "
+            f"benchmarks.quality {' '.join(argv if argv is not None else sys.argv[1:])}`; rows: `{out.relative_to(HERE)}`"
+            f"\n\n{_markdown(table)}\n")
+    results = HERE / "QUALITY.md"
+    if not results.exists():
+        results.write_text("# Detection quality\n\nAppended by `python -m benchmarks.quality`; newest last. "
+                           "Cells: mean ± std over seeds; 'mean': the mean over categories.\n")
+    with open(results, "a") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Tests for benchmarks/quality.py: the rows it measures and the mean +- std it reports."""
+import pandas as pd
+import pytest
+
+from benchmarks import quality
+from scoreviz import detectors, experiments
+
+
+def test_summary_means_over_categories_then_spread_over_seeds():
+    rows = pd.DataFrame({"detector": ["d"] * 4, "category": ["a", "b", "a", "b"], "seed": [0, 0, 1, 1],
+                         "image_auroc": [0.9, 0.7, 1.0, 0.6], "pixel_auroc": [0.5] * 4, "aupro": [None] * 4})
+    table = quality.summary(rows).set_index("category")
+    assert table.loc["a", "image_auroc"] == "0.950 ± 0.071"          # mean 0.95, sample std 0.0707
+    assert table.loc["mean", "image_auroc"] == "0.800 ± 0.000"       # both seeds average 0.8
+    assert table.loc["mean", "pixel_auroc"] == "0.500 ± 0.000"
+
+
+def test_measure_runs_every_detector_on_the_same_images():
+    rows = quality.measure(["zscore", "patch_nn"], "embedded", ["digit3"], [0], size=16)
+    assert rows.detector.tolist() == ["zscore", "patch_nn"] and (rows.category == "digit3").all()
+    cat = experiments.load_category("embedded", "digit3", size=16, seed=0)     # the same images as a direct run
+    direct = experiments.run(detectors.build("zscore"), cat, dataset="embedded", seed=0, device="cpu")
+    assert rows.image_auroc.iloc[0] == direct.metrics["image_auroc"] and rows.aupro.iloc[0] == direct.metrics["aupro"]
+    with pytest.raises(Exception, match="unknown benchmark category"):
+        quality.measure(["zscore"], "embedded", ["cat"], [0], size=16)

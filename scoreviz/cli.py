@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import configs
+
 __all__ = ["main", "find_notebooks"]
 
 
@@ -35,7 +37,7 @@ def _reproduce(args) -> int:
     from .reproduce import check_paper_data, run
 
     books = find_notebooks(Path(args.notebooks), args.only)
-    if args.profile == "paper":
+    if args.profile != "cpu":
         check_paper_data(books, args.data_root)
     out = Path(args.out or f"runs/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     params = {"PROFILE": args.profile, "DEVICE": args.device}
@@ -139,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("reproduce", help="run the notebooks with papermill and collect their outputs")
-    p.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
-    p.add_argument("--data-root", help="folder holding the downloaded datasets (paper profile)")
+    p.add_argument("--profile", choices=configs.PROFILES, default="cpu",
+                   help="cpu (embedded data, minutes), fast (paper data and networks, fast recipe, 1/10 of the "
+                        "epochs; GPU), paper (the papers' settings; GPU)")
+    p.add_argument("--data-root", help="folder holding the downloaded datasets (fast and paper profiles)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="notebooks to run, e.g. 01 or 01_gmm_trajectories")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", help="output folder (default runs/<profile>-<timestamp>)")

@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,11 @@ from tqdm import tqdm
 from .nets import ScoreModel, build
 from .sde import get_sde
 
-__all__ = ["TrainConfig", "TrainResult", "train", "train_cached", "cache_dir", "dsm_loss", "CheckpointError", "TrainingDiverged",
+__all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "learning_rate", "train", "train_cached", "cache_dir", "dsm_loss", "CheckpointError", "TrainingDiverged",
            "save_checkpoint", "load_checkpoint", "load_score_model", "model_config", "resolve_device", "fit_score_model"]
 
 CKPT_NAME = "checkpoint.pt"
+SCHEDULES = ("step", "cosine")
 FORMAT = "scoreviz-checkpoint-1"
 
 
@@ -54,6 +56,14 @@ class TrainConfig:
     seed: int = 0
     amp: bool | None = None       # bf16 autocast; None = on for CUDA
     channels_last: bool | None = None  # None = on for CUDA
+    # the fast recipe's knobs (the papers use none of them: schedule 'step', no warm-up)
+    schedule: str = "step"        # 'step' (lr x gamma at the milestones) or 'cosine' (to 0 at the last step)
+    warmup: int = 0               # optimizer steps of linear learning-rate warm-up
+    ema_warmup: bool = False      # EMA decay min(ema_decay, (1 + n) / (10 + n)) at step n: useful from step 1
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with some settings changed (unknown names raise TypeError)."""
@@ -62,8 +72,12 @@ class TrainConfig:
     def identity(self) -> dict:
         """The settings a resumed run must share (everything but how long and how often to save)."""
         d = dataclasses.asdict(self)
-        for k in ("epochs", "checkpoint_every"):
-            d.pop(k)
+        d.pop("checkpoint_every")
+        if self.schedule != "cosine":       # the cosine schedule depends on the number of epochs
+            d.pop("epochs")
+        for k in ("schedule", "warmup", "ema_warmup"):     # added later: at their defaults, older checkpoints and
+            if d[k] == TrainConfig.__dataclass_fields__[k].default:     # cached models keep their identity
+                d.pop(k)
         return json.loads(json.dumps(d))
 
 
@@ -157,6 +171,17 @@ def _diff(a: dict, b: dict, prefix="") -> list[str]:
 
 
 @torch.no_grad()
+def learning_rate(cfg: TrainConfig, epoch: int, step: int, total: int) -> float:
+    """The learning rate of optimizer step `step` (0-based, in epoch `epoch`) of `total` steps: cfg.lr stepped
+    down by gamma at each milestone epoch ('step') or cosine-annealed to 0 ('cosine'), times a linear warm-up
+    over the first cfg.warmup steps."""
+    if cfg.schedule == "cosine":
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    else:
+        lr = cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    return lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup else lr
+
+
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float):
     """ema <- decay * ema + (1 - decay) * model, as one multi-tensor op (one launch on a GPU, not one per tensor)."""
     torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
@@ -247,12 +272,14 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
     bar = tqdm(range(start, cfg.epochs), desc="train", disable=not progress, initial=start, total=cfg.epochs,
                leave=False)
     model.train()
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
     for epoch in bar:
-        lr = cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
-        for g in opt.param_groups:
-            g["lr"] = lr
         total, count = 0.0, 0
-        for idx in torch.randperm(n, generator=perm_gen).split(cfg.batch_size):
+        for i, idx in enumerate(torch.randperm(n, generator=perm_gen).split(cfg.batch_size)):
+            step = epoch * steps_per_epoch + i
+            lr = learning_rate(cfg, epoch, step, cfg.epochs * steps_per_epoch)
+            for g in opt.param_groups:
+                g["lr"] = lr
             if world > 1:
                 if len(idx) < world:
                     continue  # every rank needs a sample
@@ -275,7 +302,7 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            _ema_update(ema, model, cfg.ema_decay)
+            _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay)
             total, count = total + stats[0].item(), count + stats[1].item()
         history.append(total / count)
         bar.set_postfix(loss=f"{history[-1]:.4g}", lr=f"{lr:g}")

@@ -6,7 +6,7 @@ from scoreviz import configs, methods
 from scoreviz.train import TrainConfig
 
 
-def test_every_experiment_resolves_in_both_profiles():
+def test_every_experiment_resolves_in_every_profile():
     for name, cls in configs.EXPERIMENTS.items():
         for profile in configs.PROFILES:
             cfg = configs.get(profile, name)
@@ -14,13 +14,16 @@ def test_every_experiment_resolves_in_both_profiles():
             assert isinstance(cfg.datasets, tuple) and isinstance(cfg.categories, dict)
             if hasattr(cfg, "train"):
                 assert isinstance(cfg.train, TrainConfig)
-            assert set(cls.PROFILES[profile]) <= {f.name for f in dataclasses.fields(cls)}
+    for cls in configs.EXPERIMENTS.values():
+        assert set(cls.PROFILES) == {"cpu", "paper"}                    # 'fast' is derived from 'paper'
+        for values in cls.PROFILES.values():
+            assert set(values) <= {f.name for f in dataclasses.fields(cls)}
 
 
 def test_overrides_and_clear_errors():
     cfg = configs.get("cpu", "gmm_trajectories", n_paths=5)
     assert cfg.n_paths == 5 and configs.get("cpu", "gmm_trajectories").n_paths != 5  # no leak into the defaults
-    with pytest.raises(ValueError, match="valid profiles: cpu, paper"):
+    with pytest.raises(ValueError, match="valid profiles: cpu, fast, paper"):
         configs.get("gpu", "gmm_trajectories")
     with pytest.raises(ValueError, match="valid experiments: gmm_trajectories"):
         configs.get("cpu", "nope")
@@ -48,6 +51,21 @@ def test_profile_tables_differ_where_the_papers_do():
     assert (paper.n_calibration, paper.fe_epochs, paper.paper_settings) == (32, 3, True)
     assert (cpu.n_calibration, cpu.fe_epochs, cpu.paper_settings) == (16, 0, False)
     assert configs.get("cpu", "scoredd_mnist").categories_of("mnist") == tuple(range(10))
+
+
+def test_fast_profile_is_the_paper_profile_with_the_fast_recipe():
+    """'fast': the paper's data, resolution and network; FAST_RECIPE's training for a tenth of the epochs."""
+    for name in ("spr", "ddad", "scoredd_images", "scoredd_mnist"):
+        fast, paper = configs.get("fast", name), configs.get("paper", name)
+        assert (fast.datasets, fast.size, fast.net, fast.net_kwargs) == (paper.datasets, paper.size, paper.net,
+                                                                          paper.net_kwargs)
+        assert fast.train.epochs == paper.train.epochs // configs.FAST_SHARE
+        assert (fast.train.schedule, fast.train.ema_warmup, fast.train.milestones) == ("cosine", True, ())
+        assert (fast.train.lr, fast.train.batch_size) == (paper.train.lr, paper.train.batch_size)
+    assert configs.get("fast", "spr").train.ema_decay == 0.999 and configs.get("fast", "ddad").train.ema_decay == 0.0
+    assert configs.get("fast", "spr").detector("mvtec", n_train=200).train.milestones == ()   # cosine, not steps
+    assert configs.get("fast", "gmm_trajectories").train == configs.get("paper", "gmm_trajectories").train
+    assert configs.notebook_datasets("05_spr_benchmark", "fast") == ("mvtec", "btad", "mpdd")
 
 
 def test_notebook_datasets_are_read_from_the_settings():

@@ -4,9 +4,8 @@ import torch
 from scoreviz.nets import ScoreModel, build
 from scoreviz.sde import VESDE, VPSDE
 from scoreviz.toys import scoredd_mixture
-from scoreviz.train import (CheckpointError, TrainConfig, TrainingDiverged, load_checkpoint, load_score_model,
-                            train_cached,
-                            save_checkpoint, train)
+from scoreviz.train import (CheckpointError, TrainConfig, TrainingDiverged, learning_rate, load_checkpoint,
+                            load_score_model, save_checkpoint, train, train_cached)
 
 
 def test_mlp_dsm_approximates_exact_mixture_score():
@@ -41,9 +40,12 @@ def _small_setup(dropout=0.1):
 CFG = dict(epochs=4, batch_size=4, lr=1e-3, ema_decay=0.9, checkpoint_every=1, milestones=(3,))
 
 
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("recipe", [{}, {"schedule": "cosine", "warmup": 3, "ema_warmup": True}],
+                         ids=["paper-step", "fast-cosine"])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, recipe):
+    cfg = TrainConfig(**CFG, **recipe)
     model, data = _small_setup()
-    full = train(model, data, TrainConfig(**CFG), out_dir=tmp_path / "a", progress=False)
+    full = train(model, data, cfg, out_dir=tmp_path / "a", progress=False)
 
     def stop_after_two(epoch, loss):
         if epoch == 2:
@@ -51,10 +53,10 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
 
     model, data = _small_setup()
     with pytest.raises(KeyboardInterrupt):
-        train(model, data, TrainConfig(**CFG), out_dir=tmp_path / "b", progress=False, callback=stop_after_two)
+        train(model, data, cfg, out_dir=tmp_path / "b", progress=False, callback=stop_after_two)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 2
     model, data = _small_setup()  # a fresh process would rebuild from scratch
-    resumed = train(model, data, TrainConfig(**CFG), out_dir=tmp_path / "b", progress=False)
+    resumed = train(model, data, cfg, out_dir=tmp_path / "b", progress=False)
     assert resumed.history == full.history and resumed.epoch == 4
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
@@ -163,3 +165,35 @@ def test_gpu_settings_bf16_and_channels_last_train_on_cpu(tmp_path):
         out = res.ema.eval()(data[:2], torch.tensor([0.5, 0.5]))
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2
+
+
+def test_learning_rate_schedules():
+    """Closed forms: step decay at the milestones; cosine lr/2 halfway and 0 at the end; linear warm-up."""
+    step = TrainConfig(lr=1.0, milestones=(2, 4), gamma=0.5)
+    assert [learning_rate(step, e, 10 * e, 60) for e in range(6)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    cos = TrainConfig(lr=2.0, schedule="cosine")
+    assert (learning_rate(cos, 0, 0, 100), learning_rate(cos, 5, 50, 100), learning_rate(cos, 9, 100, 100)) == \
+        (2.0, pytest.approx(1.0), pytest.approx(0.0, abs=1e-12))
+    warm = TrainConfig(lr=1.0, warmup=4)
+    assert [learning_rate(warm, 0, s, 100) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="unknown schedule 'linear'; valid: step, cosine"):
+        TrainConfig(schedule="linear")
+
+
+def test_recipe_settings_and_identity():
+    """The recipe's knobs change training; at their defaults they leave a configuration's identity (the key of
+    checkpoints and cached models) as it was before they existed; a cosine run's identity includes its length."""
+    assert set(TrainConfig().identity()) == {"batch_size", "lr", "betas", "weight_decay", "milestones", "gamma",
+                                             "ema_decay", "grad_clip", "t_min", "loss_reduce", "seed", "amp",
+                                             "channels_last"}
+    cos = TrainConfig(schedule="cosine", epochs=7).identity()
+    assert cos["schedule"] == "cosine" and cos["epochs"] == 7
+    runs = {}
+    for name, recipe in {"paper": {}, "warm": {"ema_warmup": True}, "cosine": {"schedule": "cosine"}}.items():
+        model, data = _small_setup(dropout=0.0)
+        runs[name] = train(model, data, TrainConfig(**{**CFG, "ema_decay": 0.999, **recipe}), progress=False)
+    init = _small_setup(dropout=0.0)[0].state_dict()
+    moved = {name: sum((a - b).abs().sum().item() for a, b in zip(r.ema.state_dict().values(), init.values()))
+             for name, r in runs.items()}
+    assert moved["warm"] > 10 * moved["paper"]      # EMA 0.999 over 12 steps barely leaves the initial weights
+    assert runs["cosine"].history != runs["paper"].history

@@ -10,12 +10,12 @@ names raise with the valid list. The image experiments build their detectors: `c
 """
 from __future__ import annotations
 
-from .base import PROFILES, Settings
+from .base import FAST_RECIPE, FAST_SHARE, PROFILES, Settings
 from .images import DDADImages, ScoreDDImages, ScoreDDMnist, SPRImages
 from .toys import GMMTrajectories, SPRGeometry
 
 __all__ = ["Settings", "GMMTrajectories", "SPRGeometry", "SPRImages", "DDADImages", "ScoreDDImages", "ScoreDDMnist",
-           "EXPERIMENTS", "NOTEBOOKS", "PROFILES", "get", "notebook_datasets"]
+           "EXPERIMENTS", "NOTEBOOKS", "PROFILES", "FAST_RECIPE", "FAST_SHARE", "get", "notebook_datasets"]
 
 EXPERIMENTS: dict[str, type[Settings]] = {cls.EXPERIMENT: cls for cls in (
     GMMTrajectories, SPRGeometry, SPRImages, DDADImages, ScoreDDImages, ScoreDDMnist)}
@@ -34,8 +34,7 @@ def get(profile: str, experiment: str, **overrides) -> Settings:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; valid experiments: {', '.join(EXPERIMENTS)}")
-    cls = EXPERIMENTS[experiment]
-    return cls().replace(profile=profile, **cls.PROFILES[profile]).replace(**overrides)
+    return EXPERIMENTS[experiment].for_profile(profile).replace(**overrides)
 
 
 def notebook_datasets(notebook: str, profile: str) -> tuple[str, ...]:

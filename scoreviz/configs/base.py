@@ -6,9 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-__all__ = ["PROFILES", "Settings"]
+__all__ = ["PROFILES", "FAST_RECIPE", "FAST_SHARE", "Settings"]
 
-PROFILES = ("cpu", "paper")
+PROFILES = ("cpu", "fast", "paper")
+#: the `fast` profile: the paper profile's data, resolution and networks, trained with this recipe for
+#: 1 / FAST_SHARE of the paper's epochs (benchmarks/convergence.py measures the recipe on the CPU)
+FAST_RECIPE = {"schedule": "cosine", "warmup": 100, "ema_warmup": True, "milestones": ()}
+FAST_SHARE = 10
 
 
 def _tuples(value):
@@ -26,7 +30,7 @@ class Settings:
 
     #: the experiment's name (configs.get(profile, name))
     EXPERIMENT: ClassVar[str] = ""
-    #: profile -> the settings that differ from the class defaults
+    #: profile -> the settings that differ from the class defaults ('fast' is derived from 'paper')
     PROFILES: ClassVar[dict[str, dict]] = {"cpu": {}, "paper": {}}
     profile: str = "cpu"
     datasets: tuple = ()            # datasets the experiment reads ('textures', 'mnist': embedded; else DATA_ROOT)
@@ -53,6 +57,17 @@ class Settings:
                 value = dataclasses.replace(current, **_tuples(dict(value)))
             changes[name] = _tuples(value)
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def for_profile(cls, profile: str) -> Settings:
+        """The settings of a profile: the class defaults with PROFILES[profile]; 'fast' = 'paper' with the training
+        of FAST_RECIPE and a tenth of the epochs (EMA decay at most 0.999; the 2-D experiments: as 'paper')."""
+        cfg = cls().replace(profile=profile, **cls.PROFILES["paper" if profile == "fast" else profile])
+        train = getattr(cfg, "train", None)
+        if profile != "fast" or train is None or cls.PROFILES["cpu"] == cls.PROFILES["paper"]:
+            return cfg
+        return cfg.replace(train=train.replace(**FAST_RECIPE, epochs=max(1, train.epochs // FAST_SHARE),
+                                               ema_decay=min(train.ema_decay, 0.999)))
 
     def categories_of(self, dataset: str) -> tuple:
         """The configured category names of `dataset` (empty: every category of the dataset)."""

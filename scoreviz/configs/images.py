@@ -77,14 +77,16 @@ class SPRImages(Settings):
     def detector(self, dataset: str, category: str | None = None, *, n_train: int = 0, checkpoints=None) -> SPR:
         """The SPR detector of this profile for one dataset (and category).
 
-        train: `train` with the dataset's learning-rate milestones and, when min_steps is set, enough epochs
+        train: `train` with the dataset's learning-rate milestones (schedule 'step') and, when min_steps is set, enough epochs
         for min_steps optimizer steps on n_train images (small folders train longer); kernel: kernel_at_256
         scaled to eval_size; resize, padding: spr.PROTOCOLS[protocol]. checkpoints: a folder of the authors'
         released weights, one <category>.pth per category; that file becomes `checkpoint` (nothing is trained).
         """
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
-        train = dataclasses.replace(self.train, milestones=tuple(self.milestones.get(str(dataset).lower(), ())))
+        train = self.train
+        if train.schedule == "step":             # the paper's learning-rate steps (not with a cosine schedule)
+            train = train.replace(milestones=tuple(self.milestones.get(str(dataset).lower(), ())))
         if n_train and self.min_steps:
             steps_per_epoch = math.ceil(n_train / train.batch_size)
             train = dataclasses.replace(train, epochs=max(train.epochs, math.ceil(self.min_steps / steps_per_epoch)))

@@ -1,8 +1,9 @@
-"""Typed settings per experiment and profile: `cpu` (small, minutes on 2 cores) and `paper` (the papers' own).
+"""Typed settings per experiment and profile: `cpu` (small, minutes on 2 cores), `paper` (the papers' own) and
+`fast` (the paper profile trained with a fast recipe for a tenth of the epochs).
 
 Notebooks hold only literals in their parameters cell and derive everything else with
 `cfg = configs.get(PROFILE, "experiment", **overrides)`: a frozen dataclass whose fields are the
-experiment's settings (class defaults = what both profiles share, `PROFILES` = what differs). One
+experiment's settings (class defaults = the papers' settings, `PROFILES` = what each profile changes). One
 vocabulary everywhere: `datasets` (what the experiment reads) and `categories` ({dataset: names}, empty:
 every category), `sde_kwargs` / `t_steps` keyed by SDE name, `train` a `train.TrainConfig`.
 `cfg.replace(**changes)` gives a changed copy (a dict for `train` changes some of its fields); unknown

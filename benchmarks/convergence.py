@@ -1,0 +1,115 @@
+"""Convergence of training recipes: SPR's image / pixel AUROC against training seconds, same network and data.
+
+    python -m benchmarks.convergence                          # grass and digit3 of the embedded benchmark, 32 px
+    python -m benchmarks.convergence --epochs 5 10 --categories face
+
+Recipes (train.TrainConfig), each run separately for every budget of epochs (a cosine schedule depends on its
+length), on the cpu profile's SPR network and the embedded benchmark:
+  paper: SPR's own optimiser settings (AdamW lr 1e-4, weight decay 1e-3, EMA 0.9999, no clipping, constant lr)
+  cpu:   the cpu profile's (lr 2e-3, EMA 0.99, gradient clipping 1.0, constant lr)
+  fast:  the fast recipe (lr 2e-3, linear warm-up over 50 steps, cosine decay to 0, EMA 0.999 with EMA warm-up,
+         gradient clipping 1.0)
+Every model is trained afresh (a temporary model cache), so train_s is the training time on this machine.
+Each trained model is scored at its label-free k (selection.k_criterion on the 20 held-out normal images).
+Rows go to benchmarks/quality/convergence.csv, the figure to benchmarks/quality/convergence.png, the table to
+benchmarks/QUALITY.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from scoreviz import configs, experiments, plots, selection
+from scoreviz.reproduce import machine_info
+
+HERE = Path(__file__).resolve().parent
+RECIPES = {
+    "paper": dict(lr=1e-4, weight_decay=1e-3, ema_decay=0.9999, grad_clip=None),
+    "cpu": dict(lr=2e-3, weight_decay=1e-3, ema_decay=0.99, grad_clip=1.0),
+    "fast": dict(lr=2e-3, weight_decay=1e-3, ema_decay=0.999, grad_clip=1.0, schedule="cosine", warmup=50,
+                 ema_warmup=True),
+}
+
+
+def measure(categories, epochs, recipes, *, size=32, seed=0) -> pd.DataFrame:
+    cfg = configs.get("cpu", "spr", size=size, eval_size=size, min_steps=0)
+    ks = np.logspace(*cfg.k_grid)
+    rows = []
+    for name in categories:
+        cat = experiments.load_category("embedded", name, size=size, holdout=20, seed=seed)
+        for recipe in recipes:
+            for e in epochs:
+                det = cfg.replace(train={**RECIPES[recipe], "epochs": e}).detector("embedded", name)
+                fit = experiments.run(det, cat, dataset="embedded", seed=seed, device="cpu", pro=False)
+                k = selection.select_k(selection.k_criterion(det.model, cat.holdout.images, det.model.sde, ks, n=det.n,
+                                                             kernel=det.kernel, out_size=det.out_size, resize=det.resize,
+                                                             padding=det.padding, batch_size=det.batch_size, seed=seed))
+                r = experiments.run(det.replace(k=k), cat, dataset="embedded", seed=seed, device="cpu", pro=False)
+                rows.append({"category": name, "recipe": recipe, "epochs": e, "steps": e * -(-len(cat.train) // 16),
+                             "train_s": fit.seconds["fit"], "k": k, **{m: r.metrics[m] for m in ("image_auroc",
+                                                                                                "pixel_auroc")}})
+                print(f"  {name:7s} {recipe:5s} {e:4d} epochs {fit.seconds['fit']:6.1f} s  k {k:.3g}  image "
+                      f"{rows[-1]['image_auroc']:.3f}  pixel {rows[-1]['pixel_auroc']:.3f}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def figure(rows: pd.DataFrame, baselines: dict | None = None):
+    cats = list(dict.fromkeys(rows.category))
+    fig, axes = plt.subplots(1, len(cats), figsize=(5.2 * len(cats), 4), squeeze=False)
+    for ax, name in zip(axes[0], cats):
+        for recipe, part in rows[rows.category == name].groupby("recipe", sort=False):
+            plots.plot_curve(part.train_s, part.image_auroc, ax=ax, label=recipe,
+                             xlabel="training seconds (this CPU)", ylabel="image AUROC (label-free k)")
+        for b, value in (baselines or {}).get(name, {}).items():
+            ax.axhline(value, color="gray", ls=":", lw=1)
+            ax.text(1.0, value, f"{b} ", va="bottom", ha="right", fontsize=8, color="gray",
+                    transform=ax.get_yaxis_transform())
+        ax.set_title(f"SPR on embedded/{name}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--categories", nargs="+", default=["grass", "digit3"])
+    p.add_argument("--epochs", nargs="+", type=int, default=[5, 10, 20, 40, 80])
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ["SCOREVIZ_CACHE"] = tempfile.mkdtemp(prefix="convergence-")   # time real training, not cache hits
+    rows = measure(args.categories, args.epochs, args.recipes, size=args.size)
+    out = HERE / "quality"
+    out.mkdir(exist_ok=True)
+    rows.to_csv(out / "convergence.csv", index=False)
+    base = pd.read_csv(out / f"embedded-{args.size}px.csv") if (out / f"embedded-{args.size}px.csv").exists() else None
+    lines = {}
+    if base is not None:
+        base = base[base.seed == 0].groupby(["category", "detector"]).image_auroc.mean()
+        lines = {c: {d: v for (cc, d), v in base.items() if cc == c} for c in args.categories}
+    plots.save_figure(figure(rows, lines), "convergence", out)
+    info = machine_info()
+    table = rows.pivot_table(index=["category", "epochs"], columns="recipe", values=["train_s", "image_auroc"],
+                             sort=False).round(3)
+    text = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M}: convergence of training recipes (SPR, embedded, "
+            f"{args.size} px, seed 0)\n\n{info['cpu']}, {args.threads} threads, commit {info.get('commit', '?')}; "
+            f"command `python -m benchmarks.convergence {' '.join(argv if argv is not None else sys.argv[1:])}`; "
+            f"figure `quality/convergence.png`\n\n```\n{table.to_string()}\n```\n")
+    with open(HERE / "QUALITY.md", "a") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,10 +3,12 @@
     python -m benchmarks.quality                                  # baselines on the embedded benchmark, seeds 0-2
     python -m benchmarks.quality --detectors zscore --seeds 0 --size 32
     python -m benchmarks.quality --dataset mvtec --root ../shared/data --categories bottle --size 64
+    python -m benchmarks.quality --detectors spr scoredd_ve ddad zscore patch_nn --size 32 --holdout 20
 
 Every detector sees the same images of a (dataset, category, seed): experiments.load_category, then
-experiments.run. Rows go to benchmarks/quality/<dataset>-<size>px.csv (one per detector x category x seed,
-replaced when rerun); the summary, mean +- std over seeds per category and for the mean over categories, is
+experiments.run. Methods (METHODS) use the cpu profile's settings at --size and train afresh (a temporary model
+cache, so fit_s is training time); SPR is scored at its label-free k. Rows go to
+benchmarks/quality/<dataset>-<size>px.csv (one per detector x category x seed, replaced when rerun); the summary, mean +- std over seeds per category and for the mean over categories, is
 appended to benchmarks/QUALITY.md with the machine, command and seeds.
 """
 from __future__ import annotations
@@ -15,30 +17,62 @@ import argparse
 import datetime
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from scoreviz import data, detectors, experiments
+import numpy as np
+
+from scoreviz import configs, data, detectors, experiments, selection
 from scoreviz.reproduce import machine_info
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
 
+#: the methods, as the cpu profile builds them (at the benchmark's size); Score-DD with Table 1's sampler per SDE
+METHODS = ("spr", "scoredd_ve", "scoredd_vp", "scoredd_subvp", "ddad")
+_SAMPLER = {"ve": "flow", "vp": "sde", "subvp": "flow"}
+
+
+def build(name: str, dataset: str, cat, size: int, seed: int, device: str):
+    """A detector by name: a method with the cpu profile's settings at `size`, or a registered detector with its
+    defaults. SPR is fitted here and scored at its label-free k (selection.k_criterion on the held-out images)."""
+    if name == "spr":
+        cfg = configs.get("cpu", "spr", size=size, eval_size=size)
+        det = cfg.detector(dataset, cat.name, n_train=len(cat.train)).fit(cat.train.images, device=device, seed=seed,
+                                                                          tag=f"spr-{dataset}-{cat.name}")
+        if cat.holdout is None:
+            raise ValueError("SPR's label-free k needs held-out normal images: run with --holdout 20")
+        crit = selection.k_criterion(det.model, cat.holdout.images, det.model.sde, np.logspace(*cfg.k_grid), n=det.n,
+                                     kernel=det.kernel, out_size=det.out_size, resize=det.resize, padding=det.padding,
+                                     batch_size=det.batch_size, seed=seed)
+        return det.replace(k=selection.select_k(crit))
+    if name.startswith("scoredd_"):
+        sde = name.removeprefix("scoredd_")
+        return configs.get("cpu", "scoredd_images", size=size).detector(sde, _SAMPLER[sde])
+    if name == "ddad":
+        return configs.get("cpu", "ddad", size=size).detector(dataset, cat.name)
+    return detectors.build(name)
+
+
 def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, device="cpu") -> pd.DataFrame:
-    """One row per detector x category x seed (the detectors are built by name with default settings)."""
+    """One row per detector x category x seed: methods (METHODS) with the cpu profile's settings, other names
+    built by the registry with default settings."""
     rows = []
     for seed in seeds:
         for category in categories:
             cat = experiments.load_category(dataset, category, root=root, size=size, holdout=holdout, seed=seed)
             for name in names:
                 start = time.perf_counter()
-                r = experiments.run(detectors.build(name), cat, dataset=dataset, seed=seed, device=device)
+                det = build(name, dataset, cat, size, seed, device)
+                fit_s = time.perf_counter() - start if det.fitted else 0.0
+                r = experiments.run(det, cat, dataset=dataset, seed=seed, device=device)
                 rows.append({"detector": name, "dataset": dataset, "category": cat.name, "seed": seed, "size": size,
-                             **{m: r.metrics.get(m) for m in METRICS}, "fit_s": r.seconds["fit"],
+                             **{m: r.metrics.get(m) for m in METRICS}, "fit_s": fit_s + r.seconds["fit"],
                              "ms_per_image": r.ms_per_image, "total_s": time.perf_counter() - start})
                 print(f"  seed {seed} {cat.name:>8} {name:>9}: " + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in METRICS)
                       + f" ({rows[-1]['total_s']:.1f} s)", flush=True)
@@ -47,13 +81,16 @@ def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, de
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     """mean +- std over seeds per (detector, category), plus 'mean' = the mean over categories of each seed,
-    then mean +- std of that over seeds (the spread of a headline number)."""
-    per_seed_mean = rows.groupby(["detector", "seed"], sort=False)[list(METRICS)].mean().reset_index()
-    per_seed_mean["category"] = "mean"
+    then mean +- std of that over seeds (the spread of a headline number); training seconds and ms per image as
+    means."""
+    cols = [*METRICS, "fit_s", "ms_per_image"]
+    per_seed_mean = rows.groupby(["detector", "seed"], sort=False)[cols].mean().reset_index().assign(category="mean")
     both = pd.concat([rows, per_seed_mean], ignore_index=True)
-    stats = both.groupby(["detector", "category"], sort=False)[list(METRICS)].agg(["mean", "std"])
+    stats = both.groupby(["detector", "category"], sort=False)[cols].agg(["mean", "std"])
     cells = {m: [f"{a:.3f} ± {b:.3f}" if pd.notna(b) else f"{a:.3f}" for a, b in zip(stats[m, "mean"], stats[m, "std"])]
              for m in METRICS}
+    cells["train s"] = stats["fit_s", "mean"].round(1).to_numpy()
+    cells["ms / image"] = stats["ms_per_image", "mean"].round(1).to_numpy()
     return pd.DataFrame(cells, index=stats.index).reset_index()
 
 
@@ -70,12 +107,16 @@ def main(argv=None) -> None:
     p.add_argument("--root", default=None, help="DATA_ROOT for datasets read from disk")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--size", type=int, default=64)
+    p.add_argument("--holdout", type=int, default=0, help="held-out normal images (SPR's label-free k needs them)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if set(args.detectors) & set(METHODS):      # time real training: a fresh model cache, no hits from earlier runs
+        os.environ["SCOREVIZ_CACHE"] = tempfile.mkdtemp(prefix="quality-")
     categories = args.categories or list(data.categories(args.dataset))
     start = time.time()
-    rows = measure(args.detectors, args.dataset, categories, args.seeds, size=args.size, root=args.root)
+    rows = measure(args.detectors, args.dataset, categories, args.seeds, size=args.size, root=args.root,
+                   holdout=args.holdout)
     out = HERE / "quality" / f"{args.dataset}-{args.size}px.csv"
     out.parent.mkdir(exist_ok=True)
     if out.exists():                                       # keep other detectors' rows, replace these

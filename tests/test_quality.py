@@ -3,16 +3,18 @@ import pandas as pd
 import pytest
 
 from benchmarks import quality
-from scoreviz import detectors, experiments
+from scoreviz import configs, detectors, experiments
 
 
 def test_summary_means_over_categories_then_spread_over_seeds():
     rows = pd.DataFrame({"detector": ["d"] * 4, "category": ["a", "b", "a", "b"], "seed": [0, 0, 1, 1],
-                         "image_auroc": [0.9, 0.7, 1.0, 0.6], "pixel_auroc": [0.5] * 4, "aupro": [None] * 4})
+                         "image_auroc": [0.9, 0.7, 1.0, 0.6], "pixel_auroc": [0.5] * 4, "aupro": [None] * 4,
+                         "fit_s": [1.0, 3.0, 1.0, 3.0], "ms_per_image": [2.0] * 4})
     table = quality.summary(rows).set_index("category")
     assert table.loc["a", "image_auroc"] == "0.950 ± 0.071"          # mean 0.95, sample std 0.0707
     assert table.loc["mean", "image_auroc"] == "0.800 ± 0.000"       # both seeds average 0.8
     assert table.loc["mean", "pixel_auroc"] == "0.500 ± 0.000"
+    assert (table.loc["a", "train s"], table.loc["mean", "train s"], table.loc["mean", "ms / image"]) == (1.0, 2.0, 2.0)
 
 
 def test_measure_runs_every_detector_on_the_same_images():
@@ -23,3 +25,13 @@ def test_measure_runs_every_detector_on_the_same_images():
     assert rows.image_auroc.iloc[0] == direct.metrics["image_auroc"] and rows.aupro.iloc[0] == direct.metrics["aupro"]
     with pytest.raises(Exception, match="unknown benchmark category"):
         quality.measure(["zscore"], "embedded", ["cat"], [0], size=16)
+
+
+def test_methods_are_built_from_the_cpu_profile():
+    cat = experiments.load_category("embedded", "digit3", size=16, seed=0)
+    ddad = quality.build("ddad", "embedded", cat, 16, 0, "cpu")
+    assert ddad.settings == configs.get("cpu", "ddad", size=16).detector("embedded", "digit3").settings
+    assert (quality.build("scoredd_vp", "embedded", cat, 16, 0, "cpu").sampler,
+            quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu").sampler) == ("sde", "flow")   # Table 1
+    with pytest.raises(ValueError, match="unknown detector 'spr_x'"):
+        quality.build("spr_x", "embedded", cat, 16, 0, "cpu")

@@ -54,7 +54,7 @@ def measure(categories, epochs, recipes, *, size=32, seed=0) -> pd.DataFrame:
                                                              kernel=det.kernel, out_size=det.out_size, resize=det.resize,
                                                              padding=det.padding, batch_size=det.batch_size, seed=seed))
                 r = experiments.run(det.replace(k=k), cat, dataset="embedded", seed=seed, device="cpu", pro=False)
-                rows.append({"category": name, "recipe": recipe, "epochs": e, "steps": e * -(-len(cat.train) // 16),
+                rows.append({"category": name, "recipe": recipe, "epochs": e, "steps": e * -(-len(cat.train) // det.train.batch_size),
                              "train_s": fit.seconds["fit"], "k": k, **{m: r.metrics[m] for m in ("image_auroc",
                                                                                                 "pixel_auroc")}})
                 print(f"  {name:7s} {recipe:5s} {e:4d} epochs {fit.seconds['fit']:6.1f} s  k {k:.3g}  image "

@@ -32,6 +32,8 @@ class Settings:
     EXPERIMENT: ClassVar[str] = ""
     #: profile -> the settings that differ from the class defaults ('fast' is derived from 'paper')
     PROFILES: ClassVar[dict[str, dict]] = {"cpu": {}, "paper": {}}
+    #: whether the 'fast' profile trains with FAST_RECIPE (False: 'fast' is 'paper', e.g. the 2-D experiments)
+    FAST_TRAINING: ClassVar[bool] = True
     profile: str = "cpu"
     datasets: tuple = ()            # datasets the experiment reads ('textures', 'mnist': embedded; else DATA_ROOT)
     categories: dict = field(default_factory=dict)   # {dataset: category names}; missing/empty: every category
@@ -64,7 +66,7 @@ class Settings:
         of FAST_RECIPE and a tenth of the epochs (EMA decay at most 0.999; the 2-D experiments: as 'paper')."""
         cfg = cls().replace(profile=profile, **cls.PROFILES["paper" if profile == "fast" else profile])
         train = getattr(cfg, "train", None)
-        if profile != "fast" or train is None or cls.PROFILES["cpu"] == cls.PROFILES["paper"]:
+        if profile != "fast" or train is None or not cls.FAST_TRAINING:
             return cfg
         return cfg.replace(train=train.replace(**FAST_RECIPE, epochs=max(1, train.epochs // FAST_SHARE),
                                                ema_decay=min(train.ema_decay, 0.999)))

@@ -11,8 +11,9 @@ __all__ = ["GMMTrajectories", "SPRGeometry"]
 
 @dataclass(frozen=True, kw_only=True)
 class _Toy2D(Settings):
-    """The 2-D experiments need no shrinking: cpu == paper. A small MLP learns the score of n_train samples."""
+    """The 2-D experiments need no shrinking: cpu == fast == paper. A small MLP learns the score of n_train samples."""
 
+    FAST_TRAINING = False
     n_train: int = 20000
     net: str = "mlp"
     net_kwargs: dict = field(default_factory=lambda: {"dim": 2, "hidden": 128, "depth": 3})

@@ -50,9 +50,7 @@ def measure(categories, epochs, recipes, *, size=32, seed=0) -> pd.DataFrame:
             for e in epochs:
                 det = cfg.replace(train={**RECIPES[recipe], "epochs": e}).detector("embedded", name)
                 fit = experiments.run(det, cat, dataset="embedded", seed=seed, device="cpu", pro=False)
-                k = selection.select_k(selection.k_criterion(det.model, cat.holdout.images, det.model.sde, ks, n=det.n,
-                                                             kernel=det.kernel, out_size=det.out_size, resize=det.resize,
-                                                             padding=det.padding, batch_size=det.batch_size, seed=seed))
+                k = selection.select_k(selection.detector_k_criterion(det, cat.holdout.images, ks, seed=seed))
                 r = experiments.run(det.replace(k=k), cat, dataset="embedded", seed=seed, device="cpu", pro=False)
                 rows.append({"category": name, "recipe": recipe, "epochs": e, "steps": e * -(-len(cat.train) // det.train.batch_size),
                              "train_s": fit.seconds["fit"], "k": k, **{m: r.metrics[m] for m in ("image_auroc",

@@ -47,9 +47,7 @@ def build(name: str, dataset: str, cat, size: int, seed: int, device: str):
                                                                           tag=f"spr-{dataset}-{cat.name}")
         if cat.holdout is None:
             raise ValueError("SPR's label-free k needs held-out normal images: run with --holdout 20")
-        crit = selection.k_criterion(det.model, cat.holdout.images, det.model.sde, np.logspace(*cfg.k_grid), n=det.n,
-                                     kernel=det.kernel, out_size=det.out_size, resize=det.resize, padding=det.padding,
-                                     batch_size=det.batch_size, seed=seed)
+        crit = selection.detector_k_criterion(det, cat.holdout.images, np.logspace(*cfg.k_grid), seed=seed)
         return det.replace(k=selection.select_k(crit))
     if name.startswith("scoredd_"):
         sde = name.removeprefix("scoredd_")

@@ -18,7 +18,7 @@ from .scoredd import check_layers, combine_maps
 from .sde import SDE
 from .spr import device_of, error_maps, postprocess
 
-__all__ = ["k_criterion", "select_k", "pseudo_defects", "selection_table", "candidate"]
+__all__ = ["k_criterion", "detector_k_criterion", "select_k", "pseudo_defects", "selection_table", "candidate"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -53,6 +53,15 @@ def k_criterion(score_fn, normal_images: torch.Tensor, sde: SDE, ks, *, n: int =
         rows.append({"k": k, "sigma_k": sigma, "r": r, "c": c, "spread": spread,
                      "criterion": c**2 / (sigma**2 * spread) if spread > 0 else float("nan")})
     return pd.DataFrame(rows)
+
+
+def detector_k_criterion(detector, normal_images: torch.Tensor, ks, *, seed: int = 0) -> pd.DataFrame:
+    """k_criterion of a fitted SPR detector (methods.SPR): its score model, N, batch size and post-processing."""
+    if not detector.fitted:
+        raise RuntimeError("the SPR detector is not fitted: call fit(train_images) first")
+    return k_criterion(detector.model, normal_images, detector.model.sde, ks, n=detector.n, kernel=detector.kernel,
+                       out_size=detector.out_size, resize=detector.resize, padding=detector.padding,
+                       batch_size=detector.batch_size, seed=seed)
 
 
 def select_k(table: pd.DataFrame) -> float:

@@ -60,6 +60,29 @@ def test_select_k_takes_the_largest_defined_criterion():
         selection.select_k(table.assign(criterion=np.nan))
 
 
+def test_detector_k_criterion_uses_the_detectors_settings():
+    """The same table as k_criterion with the detector's model, N, batch size and post-processing; an unfitted
+    detector is refused."""
+    from scoreviz import methods
+
+    class Model:                      # the exact Gaussian score in the place of a trained network
+        sde = SDE
+
+        def __call__(self, x, t):
+            return gaussian_score(x, t)
+
+    det = methods.SPR(n=2, kernel=3, out_size=12, resize="bilinear", padding="zeros", batch_size=5)
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        selection.detector_k_criterion(det, x, [0.01])
+    det.model, det.fitted = Model(), True
+    got = selection.detector_k_criterion(det, x, [0.01, 0.1], seed=3)
+    want = selection.k_criterion(gaussian_score, x, SDE, [0.01, 0.1], n=2, kernel=3, out_size=12, resize="bilinear",
+                                 padding="zeros", batch_size=5, seed=3)
+    pd.testing.assert_frame_equal(got, want)
+    assert not got.equals(selection.k_criterion(gaussian_score, x, SDE, [0.01, 0.1], seed=3))   # defaults differ
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Score-DD: feature layers and the window of start times {t}
 

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .data import decode_mask
@@ -25,22 +25,37 @@ def _atomic_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _unreadable(path: Path) -> str | None:
+    """'path (reason)' when the image at path cannot be decoded (truncated, corrupt), else None."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        return f"{path} ({err})"
+    return None
+
+
 def prepare_visa(src, dst, *, split_csv=None, progress=True) -> Path:
     """Convert raw VisA (<src>/<cat>/Data/..., split_csv/1cls.csv with object,split,label,image,mask)
-    into MVTec layout: <dst>/<cat>/train/good, test/good, test/bad, ground_truth/bad/<stem>.png (0/255)."""
+    into MVTec layout: <dst>/<cat>/train/good, test/good, test/bad, ground_truth/bad/<stem>.png (0/255).
+    The CSV rows and every image and mask they name are checked (decoded) before anything is written, so a
+    bad row or file raises DatasetError and leaves dst untouched."""
     src, dst = Path(src), Path(dst)
     csv_path = Path(split_csv) if split_csv is not None else src / "split_csv" / "1cls.csv"
     if not csv_path.is_file():
         raise DatasetError(f"VisA split file {csv_path} not found; expected the 1-class split CSV shipped "
                            f"with VisA (split_csv/1cls.csv under the raw VisA folder), or pass split_csv=")
-    with open(csv_path, newline="") as fh:
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:   # utf-8-sig: spreadsheets write a BOM
         reader = csv.DictReader(fh)
         columns = [c.strip() for c in (reader.fieldnames or [])]
         if not set(_VISA_COLUMNS) <= set(columns):
             raise DatasetError(f"{csv_path} has columns {columns}; expected {','.join(_VISA_COLUMNS)}")
-        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+        rows = [(reader.line_num, {k.strip(): (v or "").strip() for k, v in r.items() if k}) for r in reader]
     jobs, missing, bad = [], [], []
-    for r in rows:
+    for line, r in rows:
+        if r["object"] in ("", ".", "..") or Path(r["object"]).name != r["object"]:
+            raise DatasetError(f"{csv_path} line {line}: object field {r['object']!r} is not a category name; "
+                               f"expected the category folder name (e.g. candle) in every row; fix or delete the row")
         if r["split"] not in SPLITS or r["label"] not in ("normal", "anomaly"):
             bad.append(f"{r['image']} (split={r['split']!r}, label={r['label']!r})")
             continue
@@ -61,6 +76,12 @@ def prepare_visa(src, dst, *, split_csv=None, progress=True) -> Path:
     targets = [t for _, _, t, _ in jobs]
     if len(set(targets)) != len(targets):
         raise DatasetError(f"{csv_path} maps two images to the same file name in one folder; expected unique names")
+    files = [p for _, image, _, mask in jobs for p in (image, mask) if p is not None]
+    broken = [e for e in map(_unreadable, tqdm(files, desc="check VisA", disable=not progress)) if e]
+    if broken:
+        raise DatasetError(f"{csv_path} names {len(broken)} unreadable (truncated or corrupt) files, e.g. "
+                           f"{broken[:5]}; re-copy them from the VisA archive or delete their rows. "
+                           f"Nothing was written to {dst}.")
     for obj, image, target, mask in tqdm(jobs, desc="prepare VisA", disable=not progress):
         target.parent.mkdir(parents=True, exist_ok=True)
         _atomic_copy(image, target)

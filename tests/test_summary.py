@@ -3,7 +3,7 @@ import pytest
 from helpers import make_mvtec, make_raw_visa, write_mask
 
 from scoreviz import data as D
-from scoreviz.summary import summarize
+from scoreviz.summary import summarize, summarize_report
 
 
 def test_summarize_hazelnut(hazelnut):
@@ -35,3 +35,31 @@ def test_summarize_raw_visa_points_to_prepare_visa(tmp_path):
 def test_summarize_reports_unreadable_image(mvtec):
     (mvtec / "bottle/train/good/002.png").write_bytes(b"this is not a png")
     assert "unreadable image" in summarize(mvtec)
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:60])                     # header intact, pixel data cut off
+
+
+def test_summarize_reports_truncated_image_and_mask(mvtec):
+    truncate(mvtec / "bottle/train/good/001.png")
+    truncate(mvtec / "grid/ground_truth/bent/000_mask.png")
+    with pytest.raises(D.DatasetError, match="001.png"):            # what data.load rejects ...
+        D.load("mvtec", "bottle", "train", root=mvtec, size=8)
+    text = summarize(mvtec)                                         # ... the summary lists
+    assert "unreadable image bottle/train/good/001.png" in text
+    assert "mask grid/ground_truth/bent/000_mask.png is unreadable" in text
+
+
+def test_summarize_report_returns_problems(mvtec, tmp_path):
+    text, problems = summarize_report(mvtec, dataset="mvtec")
+    assert text == summarize(mvtec, dataset="mvtec") and problems == []
+    truncate(mvtec / "screw/test/thread/001.png")
+    (mvtec / "bottle/ground_truth/crack/000_mask.png").unlink()
+    text, problems = summarize_report(mvtec)
+    assert len(problems) == 2 and text == summarize(mvtec)
+    assert any("screw/test/thread/001.png" in p for p in problems)
+    assert any("bottle/test/crack/000.png" in p for p in problems)
+    (tmp_path / "empty").mkdir()
+    assert summarize_report(tmp_path / "empty")[1]                  # nothing loadable is a problem too
+    assert summarize_report(make_raw_visa(tmp_path / "VisA_raw"))[1]

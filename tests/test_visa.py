@@ -37,3 +37,41 @@ def test_visa_csv_problems(tmp_path):
     (src / "split_csv/1cls.csv").write_text("name,split\ncandle/x.JPG,train\n")
     with pytest.raises(D.DatasetError, match="object,split,label,image,mask"):
         prepare_visa(src, tmp_path / "out", progress=False)
+
+
+def rewrite_csv(src, edit):
+    """Rewrite split_csv/1cls.csv of a raw tree as edit(list of rows, header first) returns it."""
+    path = src / "split_csv" / "1cls.csv"
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    path.write_text("\n".join(",".join(r) for r in edit(rows)) + "\n")
+
+
+def test_visa_row_without_object_is_rejected_with_its_line(tmp_path):
+    src = make_raw_visa(tmp_path / "raw", cats=("candle",))
+    rewrite_csv(src, lambda rows: rows[:3] + [[""] + rows[3][1:]] + rows[4:])
+    with pytest.raises(D.DatasetError, match=r"line 4\b.*object"):
+        prepare_visa(src, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    rewrite_csv(src, lambda rows: rows[:3] + [["../escape"] + rows[3][1:]] + rows[4:])
+    with pytest.raises(D.DatasetError, match=r"line 4\b"):
+        prepare_visa(src, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("bad", ["candle/Data/Masks/Anomaly/001.png", "candle/Data/Images/Normal/0003.JPG"])
+def test_visa_corrupt_file_leaves_dst_untouched(tmp_path, bad):
+    src = make_raw_visa(tmp_path / "raw", cats=("candle",))
+    path = src / bad
+    path.write_bytes(path.read_bytes()[:60])                      # truncated: header intact, data cut off
+    with pytest.raises(D.DatasetError, match=bad):
+        prepare_visa(src, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()                        # nothing written, not half-converted
+
+
+def test_visa_csv_with_bom_and_spaced_columns(tmp_path):
+    src = make_raw_visa(tmp_path / "raw", cats=("candle",))
+    path = src / "split_csv" / "1cls.csv"
+    text = path.read_text().replace("object,split,label", " object , split,label ", 1)
+    path.write_text(text, encoding="utf-8-sig")                   # as spreadsheet programs save it
+    dst = prepare_visa(src, tmp_path / "out", progress=False)
+    assert len(D.load("visa", "candle", "test", root=dst, size=8)) == 4

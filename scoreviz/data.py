@@ -19,13 +19,13 @@ from . import embedded
 from .imageset import CATEGORIES, SPLITS, DatasetError, ImageSet, size_hw
 
 __all__ = [
-    "ImageSet", "DatasetError", "CATEGORIES", "categories", "load", "load_folder", "load_mnist_files",
+    "ImageSet", "DatasetError", "CATEGORIES", "categories", "load", "load_folder", "load_images", "load_mnist_files",
     "clear_cache", "list_images", "subdirs", "is_category_dir", "mask_index", "decode_mask",
 ]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")   # compared case-insensitively
 _NORMAL = {"mvtec": "good", "btad": "ok"}          # name of the normal-class folder per layout
-_HIGH_DEPTH = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")   # PIL modes scaled by 65535
+_HIGH_DEPTH = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")   # PIL modes scaled by 65535 (float "F": kept)
 _GRAY = ("1", "L", "LA") + _HIGH_DEPTH
 _PROGRESS_MIN = 200                                 # show a progress bar above this many files
 _CACHE: dict[tuple, tuple[np.ndarray, tuple[int, int]]] = {}
@@ -87,15 +87,21 @@ def _open_error(path: Path, err: Exception) -> DatasetError:
 
 
 def _decode_image(path: Path, size, channels) -> tuple[np.ndarray, tuple[int, int]]:
-    """Read and resize one image (Lanczos): (C, H, W) uint8 (8-bit) or float32 in [0, 1] (16-bit),
-    and the original (W, H). channels=None keeps 1 channel for grayscale sources, 3 otherwise."""
+    """Read and resize one image (Lanczos): (C, H, W) uint8 (8-bit) or float32 in [0, 1] (16-bit scaled
+    by 65535; float images, PIL mode "F", must already lie in [0, 1], else DatasetError), and the original
+    (W, H). channels=None keeps 1 channel for grayscale sources, 3 otherwise."""
     try:
         with Image.open(path) as img:
             img.load()
             orig = img.size
             c = channels or (1 if img.mode in _GRAY else 3)
-            if img.mode in _HIGH_DEPTH:                    # 16-bit grayscale: scale by 65535
-                arr = np.asarray(img, dtype=np.float32) / 65535.0
+            if img.mode in _HIGH_DEPTH:                    # 16-bit / float grayscale
+                arr = np.asarray(img, dtype=np.float32)
+                if img.mode != "F":
+                    arr = arr / 65535.0
+                elif not (arr.min() >= 0.0 and arr.max() <= 1.0):    # NaN fails too
+                    raise DatasetError(f"float image {path} has values in [{arr.min():g}, {arr.max():g}]; "
+                                       "expected float images in [0, 1] (or save it as 8/16-bit)")
                 if size is not None:
                     arr = np.asarray(Image.fromarray(arr).resize(size[::-1], Image.LANCZOS))
                 arr = np.repeat(np.clip(arr, 0.0, 1.0)[None], c, axis=0)
@@ -105,6 +111,8 @@ def _decode_image(path: Path, size, channels) -> tuple[np.ndarray, tuple[int, in
                     img = img.resize(size[::-1], Image.LANCZOS)
                 arr = np.asarray(img)
                 arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    except DatasetError:
+        raise
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
         raise _open_error(path, err) from err
     return np.ascontiguousarray(arr), orig
@@ -140,6 +148,21 @@ def _cached(key, fn):
     while _cache_bytes > _CACHE_MAX_BYTES and len(_CACHE) > 1:
         _cache_bytes -= _CACHE.pop(next(iter(_CACHE)))[0].nbytes
     return value
+
+
+def _category_channels(catdir: Path, normal: str | None, files=None) -> int:
+    """3 if any image of the category (train and test; or of `files`) is colour, else 1, so that splits agree."""
+    if files is None:
+        folders = [catdir / "train" / normal] + (subdirs(catdir / "test") if (catdir / "test").is_dir() else [])
+        files = [p for folder in folders if folder.is_dir() for p in list_images(folder)]
+    for path in files:
+        try:
+            with Image.open(path) as img:               # reads the header only
+                if img.mode not in _GRAY:
+                    return 3
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            continue                                    # reported when (if) its split is loaded
+    return 1
 
 
 def _resolve_category(root, category) -> Path:
@@ -204,7 +227,9 @@ def load_folder(root, category, split, *, layout="mvtec", size=256, channels=Non
                 cache=True, progress=None) -> ImageSet:
     """Load one split of one category from an MVTec-layout (layout="mvtec") or BTAD (layout="btad",
     ok/ko folders) tree: images resized with Lanczos to `size` (int: square, (H, W), None: native),
-    masks with nearest. category=None: `root` is the category folder itself. Returns (N, C, H, W)."""
+    masks with nearest. category=None: `root` is the category folder itself. Returns (N, C, H, W).
+    channels=None: 3 if any image of the category (in any split) is colour, else 1. Each image is scaled
+    by its own depth (8-bit: 255, 16-bit: 65535; float images must lie in [0, 1])."""
     if layout not in _NORMAL:
         raise DatasetError(f"unknown layout {layout!r}; expected one of {sorted(_NORMAL)}")
     if channels not in (None, 1, 3):
@@ -212,9 +237,30 @@ def load_folder(root, category, split, *, layout="mvtec", size=256, channels=Non
     hw = size_hw(size)
     catdir = _resolve_category(root, category)
     items = _scan_split(catdir, split, _NORMAL[layout])
+    channels = channels or _category_channels(catdir, _NORMAL[layout])
+    labels = [int(m is not None) for _, _, m in items]
+    return _read(items, labels, hw, channels, cache, progress, f"{catdir.name}/{split}", catdir / split)
+
+
+def load_images(folder, *, size=256, channels=None, progress=None) -> ImageSet:
+    """The images of one folder (no subfolders, no labels): labels -1 (unknown), defect type "unknown",
+    empty masks; sizes, channels and scaling as load_folder (channels=None: 3 if any image is colour)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder; expected a folder of images ({'/'.join(IMAGE_EXTS)})")
+    files = list_images(folder)
+    if not files:
+        raise DatasetError(f"folder {folder} contains no images; expected files ending in {'/'.join(IMAGE_EXTS)}")
+    channels = channels or _category_channels(folder, None, files)
+    items = [(f, "unknown", None) for f in files]
+    return _read(items, [-1] * len(items), size_hw(size), channels, True, progress, folder.name, folder)
+
+
+def _read(items, labels, hw, channels, cache, progress, desc, where) -> ImageSet:
+    """Decode (path, kind, mask path) items into an ImageSet (images scaled to [-1, 1] by their own depth)."""
     show = len(items) > _PROGRESS_MIN if progress is None else progress
     images, masks = [], []
-    for path, kind, mask_path in tqdm(items, desc=f"{catdir.name}/{split}", disable=not show):
+    for path, kind, mask_path in tqdm(items, desc=desc, disable=not show):
         decode = functools.partial(_decode_image, path, hw, channels)
         arr, orig = _cached((str(path), hw, channels), decode) if cache else decode()
         if mask_path is None:
@@ -229,12 +275,9 @@ def load_folder(root, category, split, *, layout="mvtec", size=256, channels=Non
         masks.append(mask)
     shapes = sorted({a.shape[1:] for a in images})
     if len(shapes) > 1:
-        raise DatasetError(f"images in {catdir / split} have different sizes {shapes}; pass size=<int> to resize")
-    nch = max(a.shape[0] for a in images)                   # mixed gray and colour -> 3 channels
-    x = np.stack([np.repeat(a, nch, axis=0) if a.shape[0] < nch else a for a in images])
-    x = x.astype(np.float32) / 127.5 - 1.0 if x.dtype == np.uint8 else x.astype(np.float32) * 2.0 - 1.0
-    return ImageSet(torch.from_numpy(x), torch.from_numpy(np.stack(masks)),
-                    torch.tensor([int(m is not None) for _, _, m in items], dtype=torch.int64),
+        raise DatasetError(f"images in {where} have different sizes {shapes}; pass size=<int> to resize")
+    x = np.stack([a.astype(np.float32) / 127.5 - 1.0 if a.dtype == np.uint8 else a * 2.0 - 1.0 for a in images])
+    return ImageSet(torch.from_numpy(x), torch.from_numpy(np.stack(masks)), torch.tensor(labels, dtype=torch.int64),
                     [k for _, k, _ in items], [str(p) for p, _, _ in items])
 
 

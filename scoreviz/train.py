@@ -116,16 +116,35 @@ def dsm_loss(model: ScoreModel, x0: torch.Tensor, *, t_min: float | None = None,
     return (err.sum(1) if reduce == "sum" else err.mean(1)).mean()
 
 
+def _remove_stale_tmp(folder: Path) -> None:
+    """Delete the `.<name>.tmp-<pid>` files that save_checkpoint left when process <pid> was killed (SIGKILL
+    cannot be caught) and is no longer running. Skipped on Windows, where os.kill(pid, 0) is a CTRL_C_EVENT."""
+    for p in [] if os.name == "nt" else folder.glob(".*.tmp-*"):
+        pid = p.name.rpartition(".tmp-")[2]
+        if pid.isdigit() and p.is_file():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                p.unlink(missing_ok=True)
+            except (OSError, OverflowError):    # e.g. PermissionError: running under another user
+                pass
+
+
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write atomically: a temporary file in the same folder, fsync, then rename over the target."""
+    """Write atomically: a temporary file in the same folder, fsync, then rename over the target. The temporary
+    file is removed on any error or interrupt; those of killed processes are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(path.parent)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -195,6 +214,25 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _training_data(data) -> torch.Tensor:
+    """The (N, ...) floating tensor of data (a tensor or ImageSet), checked."""
+    x = getattr(data, "images", data)
+    if not torch.is_tensor(x) or x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"data must be a non-empty (N, ...) tensor or ImageSet, got {type(data).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"data must be a floating tensor in [-1, 1], got dtype {x.dtype}; convert 8-bit "
+                         "images with x.float() / 127.5 - 1")
+    if not torch.isfinite(x).all():
+        raise ValueError("training data contains NaN or inf values")
+    return x
+
+
+def _data_hash(x: torch.Tensor) -> str:
+    """Fingerprint of a data tensor (sha256 of its bytes, 16 hex digits): the data key of resume and train_cached."""
+    raw = x.detach().cpu().contiguous().flatten().view(torch.uint8).numpy()
+    return hashlib.sha256(raw.tobytes()).hexdigest()[:16]
+
+
 def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | None = None, resume: bool = True,
           device="auto", progress: bool = True, callback=None) -> TrainResult:
     """Train `model` in place by DSM on data (N, ...) tensor or ImageSet; returns model, EMA copy and history.
@@ -206,11 +244,8 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
     each global batch of cfg.batch_size is split across the ranks, and rank 0 writes the checkpoints
     (exact resume is guaranteed for single-process runs).
     """
-    x = getattr(data, "images", data)
-    if not torch.is_tensor(x) or x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"data must be a non-empty (N, ...) tensor or ImageSet, got {type(data).__name__}")
-    if not torch.isfinite(x).all():
-        raise ValueError("training data contains NaN or inf values")
+    x = _training_data(data)
+    data_key = {"shape": list(x.shape), "sha256": _data_hash(x)}
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
     rank, world = _rank_world()
@@ -233,16 +268,22 @@ def train(model: ScoreModel, data, cfg: TrainConfig, *, out_dir: str | Path | No
         step_model = ScoreModel(ddp, model.sde, model.output)  # shares the parameters of model.net
     gen = torch.Generator(device=dev).manual_seed(cfg.seed + 1000 * rank)  # noise and times
     perm_gen = torch.Generator().manual_seed(cfg.seed + 1)        # shuffling
-    config = {"train": cfg.identity(), "model": model_config(model),
-              "data": {"shape": list(x.shape), "checksum": round(float(x.double().sum()), 3)}}
+    config = {"train": cfg.identity(), "model": model_config(model), "data": data_key}
     ckpt = Path(out_dir) / CKPT_NAME if out_dir is not None else None
     history, start, last_saved = [], 0, None
+    if ckpt is not None and rank == 0:
+        _remove_stale_tmp(ckpt.parent)
     if ckpt is not None and ckpt.exists() and resume:
         state = load_checkpoint(ckpt)
         diff = _diff(state["config"], config)
         if diff:
             raise CheckpointError(f"{ckpt} was written with a different configuration:\n  " + "\n  ".join(diff)
-                                  + "\nUse another out_dir, pass resume=False to overwrite, or restore those settings.")
+                                  + "\nRestore those settings, pass resume=False (CLI: --fresh) to start afresh, "
+                                  "or use another out_dir.")
+        if state["epoch"] > cfg.epochs:
+            n = state["epoch"]
+            raise CheckpointError(f"{ckpt} is at epoch {n} but epochs={cfg.epochs}; raise epochs to more than {n} to "
+                                  f"train on ({n}: use it as is), or pass resume=False (CLI: --fresh) to start afresh.")
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
@@ -328,9 +369,9 @@ def train_cached(model: ScoreModel, data, cfg: TrainConfig, *, tag: str = "model
     The same model on the same data is trained once and reused by every notebook; an interrupted
     training resumes from its checkpoint. The folder is root/<tag>-<hash12>.
     """
-    x = getattr(data, "images", data)
+    x = _training_data(data)
     key = {"model": model_config(model), "train": cfg.identity(), "epochs": cfg.epochs,
-           "data": [list(x.shape), round(float(x.double().sum()), 3)]}
+           "data": [list(x.shape), _data_hash(x)]}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     out = Path(root or cache_dir()) / f"{tag}-{digest}"
     return train(model, x, cfg, out_dir=out, device=device, progress=progress)

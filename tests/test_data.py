@@ -178,6 +178,43 @@ def test_unreadable_image(mvtec, kind):
         D.load_folder(mvtec, "bottle", "train", cache=False)
 
 
+def test_mixed_8bit_and_16bit_images_each_scaled_by_own_depth(tmp_path):
+    root = tmp_path / "deep"
+    c = make_mvtec(root, "cat", mode="I;16", n_train=2)
+    Image.fromarray(pixels("L", 7, True)).save(c / "train/good/010.png")          # 8-bit among 16-bit
+    s = D.load_folder(root, "cat", "train", size=None)
+    check_set(s, 3, 1, S)
+    np.testing.assert_allclose(s.images[2, 0].numpy(), pixels("L", 7, True) / 127.5 - 1, atol=1e-5)
+    raw = np.asarray(Image.open(c / "train/good/000.png"), dtype=np.float64)
+    np.testing.assert_allclose(s.images[0, 0].numpy(), raw / 65535 * 2 - 1, atol=1e-5)
+
+
+def test_float_tiff_in_unit_range_is_kept_and_outside_is_refused(tmp_path):
+    root = tmp_path / "float"
+    c = make_mvtec(root, "cat", mode="L", n_train=1)
+    arr = np.linspace(0, 1, S * S, dtype=np.float32).reshape(S, S)
+    Image.fromarray(arr).save(c / "train/good/010.tif")                          # PIL mode "F"
+    s = D.load_folder(root, "cat", "train", size=None, cache=False)
+    check_set(s, 2, 1, S)
+    np.testing.assert_allclose(s.images[1, 0].numpy(), arr * 2 - 1, atol=1e-5)
+    Image.fromarray(arr * 300).save(c / "train/good/010.tif")
+    with pytest.raises(D.DatasetError, match=r"010\.tif.*\[0, 1\]"):
+        D.load_folder(root, "cat", "train", size=None, cache=False)
+
+
+@pytest.mark.parametrize("colour_in", ["train", "test"])
+def test_train_and_test_agree_on_channels(tmp_path, colour_in):
+    root = tmp_path / "chan"
+    c = make_mvtec(root, "cat", mode="L")
+    Image.fromarray(pixels("RGB", 7, False)).save(c / colour_in / "good/010.png")   # one colour image
+    train = D.load_folder(root, "cat", "train", size=S)
+    test = D.load_folder(root, "cat", "test", size=S)
+    assert train.images.shape[1] == test.images.shape[1] == 3
+    gray = D.load_folder(root, "cat", "test" if colour_in == "train" else "train", size=S)
+    assert torch.equal(gray.images[0, 0], gray.images[0, 2])                       # gray replicated
+    assert D.load_folder(make_mvtec(tmp_path / "g", "g", mode="L"), None, "test", size=S).images.shape[1] == 1
+
+
 # ----------------------------------------------------------------------------- hazelnut_toy
 
 def test_hazelnut_toy_loads(hazelnut):
@@ -236,3 +273,19 @@ def test_load_mnist_files_errors(tmp_path):
         D.load_mnist_files(tmp_path, 1, "train")
     with pytest.raises(D.DatasetError, match="digit"):
         D.load_mnist_files(tmp_path, 12, "train")
+
+
+def test_load_images_reads_a_folder_without_labels(tmp_path):
+    from helpers import write_image
+
+    for i, mode in enumerate(("L", "RGB", "L")):
+        write_image(tmp_path / "u" / f"{i}.png", mode, i)
+    s = D.load_images(tmp_path / "u", size=16)
+    assert s.images.shape == (3, 3, 16, 16) and s.labels.tolist() == [-1, -1, -1]
+    assert s.defect_types == ["unknown"] * 3 and not s.masks.any()
+    assert D.load_images(tmp_path / "u", size=16, channels=1).images.shape[1] == 1
+    with pytest.raises(D.DatasetError, match="not a folder"):
+        D.load_images(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(D.DatasetError, match="no images"):
+        D.load_images(tmp_path / "empty")

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -95,6 +99,41 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+@pytest.mark.parametrize("content", [b"", b"garbage, not a zip", None], ids=["empty", "garbage", "truncated"])
+def test_train_on_corrupt_checkpoint_raises_checkpoint_error(tmp_path, content):
+    path = tmp_path / "checkpoint.pt"
+    train(*_small_setup(), TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path, progress=False)
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2] if content is None else content)
+    with pytest.raises(CheckpointError, match=f"{path}.*unreadable or corrupt"):
+        train(*_small_setup(), TrainConfig(**CFG), out_dir=tmp_path, progress=False)
+    res = train(*_small_setup(), TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path, resume=False, progress=False)
+    assert res.epoch == 1 and load_checkpoint(path)["epoch"] == 1
+
+
+def test_resume_refuses_fewer_epochs_than_the_checkpoint(tmp_path):
+    train(*_small_setup(), TrainConfig(**{**CFG, "epochs": 3}), out_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=r"epoch 3 but epochs=2.*more than 3.*resume=False \(CLI: --fresh\)"):
+        train(*_small_setup(), TrainConfig(**{**CFG, "epochs": 2}), out_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=r"pass resume=False \(CLI: --fresh\) to start afresh, or use another "
+                                              r"out_dir"):
+        train(*_small_setup(), TrainConfig(**{**CFG, "lr": 1e-2}), out_dir=tmp_path, progress=False)
+    assert train(*_small_setup(), TrainConfig(**{**CFG, "epochs": 3}), out_dir=tmp_path, progress=False).epoch == 3
+
+
+def test_mirrored_data_is_other_data_for_resume_and_cache(tmp_path):
+    """Same shape and pixel sum, other images: neither resumed nor served from the cache."""
+    model, data = _small_setup(dropout=0.0)
+    mirrored = data.flip(-1)
+    assert round(float(mirrored.double().sum()), 3) == round(float(data.double().sum()), 3)
+    cfg = TrainConfig(**{**CFG, "epochs": 1})
+    train(model, data, cfg, out_dir=tmp_path / "run", progress=False)
+    with pytest.raises(CheckpointError, match="data"):
+        train(_small_setup(dropout=0.0)[0], mirrored, cfg, out_dir=tmp_path / "run", progress=False)
+    train_cached(_small_setup(dropout=0.0)[0], data, cfg, tag="t", root=tmp_path / "cache")
+    train_cached(_small_setup(dropout=0.0)[0], mirrored, cfg, tag="t", root=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "c.pt", {"format": "x", "v": torch.ones(2)})
 
@@ -107,6 +146,40 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         save_checkpoint(path, {"v": torch.zeros(2)})
     monkeypatch.undo()
     assert torch.equal(torch.load(path, weights_only=True)["v"], torch.ones(2))
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()], ids=["oserror", "interrupt"])
+def test_failed_checkpoint_save_leaves_no_temporary_file(tmp_path, monkeypatch, error):
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise error
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(type(error)):
+        save_checkpoint(tmp_path / "c.pt", {"v": torch.zeros(2)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
+    """A SIGKILL during a save leaves .checkpoint.pt.tmp-<pid>: the next save, or run, in that folder removes
+    it when <pid> is not running; those of running processes and other files are kept."""
+    stale, live, other = (tmp_path / n for n in (f".checkpoint.pt.tmp-{_dead_pid()}",
+                                                  f".checkpoint.pt.tmp-{os.getppid()}", ".notes.tmp-x"))
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    save_checkpoint(tmp_path / "c.pt", {"v": torch.zeros(2)})
+    assert not stale.exists() and live.exists() and other.exists()
+    cfg = TrainConfig(**{**CFG, "epochs": 1})
+    train(*_small_setup(), cfg, out_dir=tmp_path, progress=False)
+    stale.write_bytes(b"partial")
+    train(*_small_setup(), cfg, out_dir=tmp_path, progress=False)      # complete already: saves nothing
+    assert not stale.exists() and live.exists() and other.exists()
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -131,6 +204,8 @@ def test_bad_data():
         train(model, torch.full((2, 1, 16, 16), float("nan")), TrainConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match="non-empty"):
         train(model, [1, 2], TrainConfig(epochs=1), progress=False)
+    with pytest.raises(ValueError, match=r"floating tensor in \[-1, 1\].*x.float\(\) / 127.5 - 1"):
+        train(model, torch.zeros(2, 1, 16, 16, dtype=torch.uint8), TrainConfig(epochs=1), progress=False)
 
 
 def test_train_cached_reuses_the_same_model(tmp_path):

@@ -1,6 +1,9 @@
 """`scoreviz reproduce`: run the notebooks with papermill, cache finished runs by hash, write a report.
 
-Each notebook runs in its own papermill process with PROFILE, DEVICE, DATA_ROOT and OUT_DIR injected.
+Each notebook runs in its own papermill process with PROFILE, DEVICE, DATA_ROOT, OUT_DIR and the --param values
+its parameters cell declares injected; the console gets one line per notebook, the papermill log goes to
+<out>/logs/<notebook>.log. Ctrl-C, SIGTERM and SIGHUP stop the papermill processes and remove their partial
+folders; a SIGKILLed `scoreviz reproduce` takes them down too (Linux) and the next run removes what they left.
 A finished run is stored under <cache>/<notebook>-<hash>/ (executed notebook, figures, CSV tables,
 result.json), the hash covering the notebook, the injected parameters and the scoreviz sources, so a
 rerun after an interruption or with nothing changed skips it. The run folder gets a copy of every
@@ -9,6 +12,7 @@ figures, and the machine, versions, profile, seeds and wall times.
 """
 from __future__ import annotations
 
+import ctypes
 import datetime
 import hashlib
 import json
@@ -18,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +34,7 @@ import torch
 
 from . import __version__, configs
 
-__all__ = ["DATASET_INFO", "check_paper_data", "run", "write_report", "machine_info"]
+__all__ = ["DATASET_INFO", "check_paper_data", "check_params", "parse_value", "run", "write_report", "machine_info"]
 
 DATASET_INFO = {
     "mvtec": ("MVTec AD", "https://www.mvtec.com/company/research/datasets/mvtec-ad",
@@ -60,6 +65,29 @@ def check_paper_data(books: list[Path], data_root: str | None) -> None:
     raise SystemExit("\n".join(lines))
 
 
+def parse_value(value: str):
+    """papermill's `-p NAME VALUE` rule: True, False, None, an int, a float, else the string itself."""
+    if value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[value]
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def check_params(books: list[Path], names) -> None:
+    """Stop before anything runs if a --param name is declared by none of the chosen notebooks' parameters cells."""
+    if not names:
+        return
+    declared = set().union(*(pm.inspect_notebook(str(b)) for b in books))
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise SystemExit(f"unknown --param {', '.join(unknown)}: no chosen notebook declares it; valid names: "
+                         f"{', '.join(sorted(declared))}")
+
+
 def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -83,7 +111,33 @@ def _source_hash() -> str:
     return h.hexdigest()
 
 
-_RUNNING: set = set()  # papermill processes in flight, stopped on Ctrl-C / SIGTERM
+_RUNNING: set = set()  # papermill processes in flight, stopped on Ctrl-C / SIGTERM / SIGHUP
+_PRCTL = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None  # resolved here, not after fork
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the thread that started it ends, even by SIGKILL (Linux only).
+    The kernel papermill starts exits by itself when papermill is gone (ipykernel watches its parent)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _remove_stale_partials(cache: Path) -> None:
+    """Remove the <entry>.partial-<pid> folders of runs whose process is gone (killed before it could clean up)."""
+    for p in cache.glob("*.partial*"):
+        pid = p.name.rpartition("-")[2]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _stop_running():
@@ -116,23 +170,25 @@ def _error_cell(executed: Path) -> str:
     return "no cell error recorded"
 
 
-def _execute(book: Path, entry: Path, params: dict, progress: bool) -> dict:
-    """Run one notebook into entry.partial/, then rename it to entry; returns result.json's content."""
-    partial = entry.with_name(entry.name + ".partial")
+def _execute(book: Path, entry: Path, params: dict, log: Path) -> dict:
+    """Run one notebook into entry.partial-<pid>/, then rename it to entry; papermill's stdout and stderr go to
+    log; returns result.json's content."""
+    partial = entry.with_name(f"{entry.name}.partial-{os.getpid()}")  # never shared with another run
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "outputs").mkdir(parents=True)
     params = {**params, "OUT_DIR": str((entry / "outputs").resolve())}
     run_params = {**params, "OUT_DIR": str((partial / "outputs").resolve())}
     cmd = [sys.executable, "-m", "papermill", str(book), str(partial / book.name), "--cwd", str(book.parent),
-           "-y", json.dumps(run_params), "--kernel", "python3"] + ([] if progress else ["--no-progress-bar"])
+           "-y", json.dumps(run_params), "--kernel", "python3", "--no-progress-bar", "--log-output"]
     t0 = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=None if progress else subprocess.PIPE,
-                            start_new_session=True)
-    _RUNNING.add(proc)
-    try:
-        proc.communicate()
-    finally:
-        _RUNNING.discard(proc)
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_die_with_parent)
+        _RUNNING.add(proc)
+        try:
+            proc.wait()
+        finally:
+            _RUNNING.discard(proc)
     result = {"notebook": book.stem, "ok": proc.returncode == 0, "wall_s": round(time.time() - t0, 1),
               "finished": datetime.datetime.now().isoformat(timespec="seconds"), "params": params}
     if proc.returncode:
@@ -140,39 +196,56 @@ def _execute(book: Path, entry: Path, params: dict, progress: bool) -> dict:
         shutil.rmtree(partial, ignore_errors=True)
         return result
     (partial / "result.json").write_text(json.dumps(result, indent=1))
-    shutil.rmtree(entry, ignore_errors=True)
-    os.replace(partial, entry)
+    if (entry / "result.json").is_file():  # another run finished the same notebook meanwhile: keep that one
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(partial, entry)
     return result
+
+
+def _tail(log: Path, n: int = 6) -> str:
+    lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+    return "\n".join("      | " + l for l in lines[-n:])
 
 
 def run(books: list[Path], out: Path, params: dict, *, cache: Path, jobs: int = 1,
         refresh_figures: Path | None = None) -> int:
     """Run (or reuse) every notebook, copy results into out/, write the report; returns the exit code."""
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(cache)
     # inject only what each notebook's parameters cell declares
     book_params = {b: {k: v for k, v in params.items() if k in pm.inspect_notebook(str(b))} for b in books}
     keys = {b: _key(b, book_params[b]) for b in books}
-    results, t_start = {}, time.time()
+    results, t_start, stopping = {}, time.time(), threading.Event()
+    width = max(len(b.stem) for b in books)
 
-    def one(i_book):
+    def one(i_book):  # one console line per notebook: name, status, seconds (and where to look on failure)
         i, book = i_book
-        entry = cache / keys[book]
-        tag = f"[{i}/{len(books)}] {book.stem}"
+        entry, log = cache / keys[book], out / "logs" / f"{book.stem}.log"
+        tag = f"[{i}/{len(books)}] {book.stem:<{width}}"
         if (entry / "result.json").is_file():
-            print(f"{tag}: unchanged since {json.loads((entry / 'result.json').read_text())['finished']}, reused",
-                  flush=True)
-            return book, json.loads((entry / "result.json").read_text())
-        print(f"{tag}: running ...", flush=True)
-        res = _execute(book, entry, book_params[book], progress=jobs == 1)
-        print(f"{tag}: {'done' if res['ok'] else 'FAILED'} in {res['wall_s']:.0f} s"
-              + ("" if res["ok"] else f"\n    {res['error']}"), flush=True)
+            res = json.loads((entry / "result.json").read_text())
+            print(f"{tag} cached  (run of {res['finished']}, {res['wall_s']:.0f} s)", flush=True)
+            return book, res
+        if stopping.is_set():
+            return book, None
+        if jobs == 1:  # the line is finished when the notebook is
+            print(tag, end="", flush=True)
+        res = _execute(book, entry, book_params[book], log)
+        status = "ok" if res["ok"] else "stopped" if stopping.is_set() else "failed"
+        line = f"{'' if jobs == 1 else tag} {status:<7} {res['wall_s']:.0f} s"
+        if status == "failed":
+            line += f"  {res['error']}\n      log: {log}\n{_tail(log)}"
+        print(line, flush=True)
         return book, res
 
-    def on_sigterm(*_):
+    def on_signal(*_):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, on_signal) for s in stops}
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
         for book, res in pool.map(one, enumerate(books, 1)):
@@ -180,14 +253,17 @@ def run(books: list[Path], out: Path, params: dict, *, cache: Path, jobs: int = 
             if res["ok"]:
                 shutil.copytree(cache / keys[book], out / book.stem, dirs_exist_ok=True)
     except KeyboardInterrupt:  # stop what runs (its partial folder is removed), skip what has not started
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
         _stop_running()
-        pool.shutdown(wait=True, cancel_futures=True)
-        print(f"\ninterrupted: {sum(r['ok'] for r in results.values())} notebook(s) finished and cached; "
-              "run the same command again to continue", flush=True)
+        pool.shutdown(wait=True)
         write_report(out, books, results, params, time.time() - t_start, interrupted=True)
+        print(f"\ninterrupted: {sum(r['ok'] for r in results.values())} notebook(s) finished and cached; "
+              "run the same command again to continue", flush=True)  # last: after SIGHUP the terminal may be gone
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         pool.shutdown(wait=True)
     if refresh_figures is not None:
         refresh_figures.mkdir(parents=True, exist_ok=True)

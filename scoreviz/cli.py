@@ -34,18 +34,24 @@ def find_notebooks(folder: Path, only: list[str] | None = None) -> list[Path]:
 
 
 def _reproduce(args) -> int:
-    from .reproduce import check_paper_data, run
+    from .reproduce import check_paper_data, check_params, parse_value, run
 
     books = find_notebooks(Path(args.notebooks), args.only)
-    if args.profile != "cpu":
-        check_paper_data(books, args.data_root)
-    out = Path(args.out or f"runs/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    params = {"PROFILE": args.profile, "DEVICE": args.device}
+    extra = {}
     for pair in args.param or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
             raise SystemExit(f"--param takes NAME=VALUE (a notebook parameter), got {pair!r}")
-        params[key] = value
+        extra[key] = parse_value(value)  # typed as papermill's -p does: 1 -> int, True -> bool, ...
+    check_params(books, extra)
+    if args.profile != "cpu":
+        check_paper_data(books, args.data_root)
+    out = Path(args.out or f"runs/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    params = {"PROFILE": args.profile, "DEVICE": args.device, **extra}
+    if args.smoke:
+        if args.refresh_figures:
+            raise SystemExit("--smoke and --refresh-figures: a smoke run's figures must not replace the committed ones")
+        params["SMOKE"] = True
     if args.data_root:
         params["DATA_ROOT"] = str(Path(args.data_root).resolve())
     print(f"scoreviz reproduce: {len(books)} notebook(s), profile {args.profile}, output {out}", flush=True)
@@ -93,18 +99,21 @@ def _train(args) -> int:
             torch.cuda.set_device(device)
         else:
             device = "cpu"
-    try:
-        images = data.load(args.dataset, args.category, "train", root=args.root, size=args.size,
-                           **({"channels": args.channels} if args.channels else {}))
-    except data.DatasetError as e:
-        raise SystemExit(f"error: {e}")
+    images = data.load(args.dataset, args.category, "train", root=args.root, size=args.size,
+                       **({"channels": args.channels} if args.channels else {}))
     torch.manual_seed(cfg.seed)
     try:
-        net = nets.build(args.preset, in_channels=images.images.shape[1])
-        model = nets.ScoreModel(net, sde.get_sde(args.sde, **json.loads(args.sde_kwargs)), args.output)
+        sde_kwargs = json.loads(args.sde_kwargs)
     except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    res = train.train(model, images, cfg, out_dir=args.out, device=device, progress=not args.no_progress)
+        raise SystemExit(f"error: --sde-kwargs is not JSON ({e}); write e.g. '{{\"sigma\": 25}}'")
+    net = nets.build(args.preset, in_channels=images.images.shape[1])
+    model = nets.ScoreModel(net, sde.get_sde(args.sde, **sde_kwargs), args.output)
+    try:
+        res = train.train(model, images, cfg, out_dir=args.out, resume=not args.fresh, device=device,
+                          progress=not args.no_progress)
+    except KeyboardInterrupt:
+        raise SystemExit(f"interrupted: the last checkpoint in {args.out} is kept; run the same command again to "
+                         f"resume") from None
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(f"trained {args.preset} on {args.dataset}/{args.category} ({len(images)} images, {world} process(es)): "
               f"epoch {res.epoch}, loss {res.history[-1]:.4g}; checkpoint {res.checkpoint}")
@@ -114,30 +123,56 @@ def _train(args) -> int:
 
 
 def _data_summary(args) -> int:
-    from .data import DatasetError
-    from .summary import summarize
+    from .summary import summarize_report
 
-    try:
-        print(summarize(args.root, dataset=args.dataset))
-    except DatasetError as e:
-        raise SystemExit(f"error: {e}")
-    return 0
+    text, problems = summarize_report(args.root, dataset=args.dataset, progress=True)
+    print(text)
+    if problems:
+        print(f"error: {len(problems)} problem(s) listed above; fix them before loading this folder", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _prepare_visa(args) -> int:
-    from .data import DatasetError
     from .visa import prepare_visa
 
-    try:
-        dst = prepare_visa(args.src, args.dst, split_csv=args.split_csv)
-    except DatasetError as e:
-        raise SystemExit(f"error: {e}")
+    dst = prepare_visa(args.src, args.dst, split_csv=args.split_csv)
     print(f"VisA written in MVTec layout to {dst}")
     return 0
 
 
+def _detect(args) -> int:
+    from .detect import detect
+
+    page = detect(args.data, out=args.out, method=args.method, dataset=args.dataset, category=args.category,
+                  test=args.test, profile=args.profile, size=args.size, seed=args.seed, device=args.device)
+    print(f"scores, maps and metrics in {page.parent}; open {page}")
+    return 0
+
+
+def _run(func, args) -> int:
+    """Run a subcommand: errors become one `error:` line (the traceback only with --debug), exit code 1; Ctrl-C 130."""
+    try:
+        return func(args)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code if e.code.startswith(("error:", "interrupted:")) else f"error: {e.code}", file=sys.stderr)
+            return 130 if e.code.startswith("interrupted:") else 1
+        raise
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted: stopped by Ctrl-C (what was finished is kept)", file=sys.stderr)
+        return 130
+    except Exception as e:                                      # noqa: BLE001  (one line for the user)
+        if args.debug:
+            raise
+        print(f"error: {e} ({type(e).__name__}; rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scoreviz", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("reproduce", help="run the notebooks with papermill and collect their outputs")
@@ -151,8 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notebooks", default=str(_default_notebook_dir()), help="folder with the notebooks")
     p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="another notebook parameter, e.g. CHECKPOINTS=/data/spr_weights (given to notebooks that declare it)")
+                   help="another notebook parameter, e.g. CHECKPOINTS=/data/spr_weights or SEED=1 (typed as "
+                        "papermill's -p: int, float, True/False/None, else a string; given to the notebooks that "
+                        "declare it, an undeclared name is refused)")
     p.add_argument("--refresh-figures", action="store_true", help="copy the new figures into the repository's figures/")
+    p.add_argument("--smoke", action="store_true",
+                   help="a smoke run: one training epoch, the shortest loops (every code path; numbers mean nothing)")
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("train", help="train a score model by DSM (one process, or one per GPU under torchrun)")
@@ -167,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default="std", choices=("std", "eps"), help="network parameterisation")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="TrainConfig setting, e.g. epochs=3000")
     p.add_argument("--out", required=True, help="checkpoint folder (an existing checkpoint is resumed)")
+    p.add_argument("--fresh", action="store_true", help="start afresh: overwrite the checkpoint in --out")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
@@ -182,8 +222,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split-csv", help="default: SRC/split_csv/1cls.csv")
     p.set_defaults(func=_prepare_visa)
 
+    p = sub.add_parser("detect", help="fit the methods and baselines on your images; scores, maps, metrics, a page")
+    p.add_argument("data", help="a category folder in MVTec AD layout (train/good, test/..., ground_truth/...), "
+                                "or a dataset root with --category")
+    p.add_argument("--method", default="all", choices=detect_choices(),
+                   help="all (methods and baselines), methods, or one detector")
+    p.add_argument("--dataset", default="folder", help="folder (default), mvtec, mpdd, btad or visa")
+    p.add_argument("--category", help="the category under DATA (with --dataset mvtec, mpdd, btad, visa)")
+    p.add_argument("--test", help="score the images of this folder instead of DATA's test split (no labels, no metrics)")
+    p.add_argument("--out", default="detect-out", help="output folder (default: detect-out)")
+    p.add_argument("--profile", choices=configs.PROFILES, default="cpu", help="settings of the methods")
+    p.add_argument("--size", type=int, help="image size (default: 64 on the cpu profile, else 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=_detect)
+
     args = parser.parse_args(argv)
-    return args.func(args)
+    return _run(args.func, args)
+
+
+def detect_choices() -> tuple[str, ...]:
+    from .detect import choices
+
+    return choices()
 
 
 if __name__ == "__main__":

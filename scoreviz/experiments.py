@@ -10,6 +10,7 @@ results and timing live here too.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,12 +57,18 @@ def masks_at(masks: torch.Tensor, size) -> torch.Tensor:
 
 def holdout_split(train: ImageSet, holdout, seed: int = 0) -> tuple[ImageSet, ImageSet | None]:
     """(train, held out): `holdout` normal images (an int count, or a fraction in (0, 1), at least 2) chosen by a
-    seeded permutation and kept out of training for label-free choices; 0 keeps everything for training."""
+    seeded permutation and kept out of training for label-free choices; 0 keeps everything for training.
+
+    A count above a quarter of the images (a small folder) is lowered to that quarter, with a warning."""
     if not holdout:
         return train, None
     if isinstance(holdout, float) and not 0 < holdout < 1:
         raise ValueError(f"holdout={holdout} must be a count of images or a fraction in (0, 1), or 0")
     count = max(2, round(holdout * len(train))) if isinstance(holdout, float) else int(holdout)
+    if count > max(2, len(train) // 4):
+        count = max(2, len(train) // 4)
+        warnings.warn(f"holdout={holdout}: this category has only {len(train)} normal training images, so it holds "
+                      f"out {count} of {len(train)} (a quarter) for the label-free choices", stacklevel=2)
     if count > len(train) - 2:
         raise ValueError(f"holdout={holdout} asks for {count} of {len(train)} normal training images; lower it "
                          f"(at least 2 must stay for training)")

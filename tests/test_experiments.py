@@ -29,9 +29,16 @@ def test_holdout_split_count_fraction_and_seed():
     assert len(experiments.holdout_split(train, 0.25, seed=0)[1]) == 5
     assert experiments.holdout_split(train, 0)[1] is None
     with pytest.raises(ValueError, match="at least 2 must stay"):
-        experiments.holdout_split(train, 19)
+        experiments.holdout_split(_set(3), 2)
     with pytest.raises(ValueError, match="fraction"):
         experiments.holdout_split(train, 1.5)
+
+
+def test_holdout_count_a_small_category_cannot_give_is_capped_with_a_warning():
+    """#16.10: notebook 08's 32 held-out normals on a folder of 25 training images stopped the notebook."""
+    with pytest.warns(UserWarning, match="holds out 6 of 25"):
+        kept, held = experiments.holdout_split(_set(25), 32, seed=0)
+    assert (len(kept), len(held)) == (19, 6)
 
 
 def test_load_category_textures_eval_size_and_holdout():
@@ -76,6 +83,7 @@ def test_pick_examples_one_per_defect_type_first():
 def test_category_names():
     assert experiments.category_names("folder") == [None]
     assert experiments.category_names("textures", "brick") == ["brick"]
+    assert experiments.category_names("mvtec", "carpet") == ["carpet"]     # #16.9: not ['c', 'a', 'r', ...]
     assert experiments.category_names("textures", configured=("grass",)) == ["grass"]
     assert experiments.category_names("textures") == ["brick", "grass", "gravel"]
 

@@ -29,13 +29,14 @@ NOTEBOOKS: dict[str, tuple[str, int | None]] = {
 }
 
 
-def get(profile: str, experiment: str, **overrides) -> Settings:
-    """Settings of `experiment` under `profile`, with keyword overrides (unknown names raise with the valid list)."""
+def get(profile: str, experiment: str, *, smoke: bool = False, **overrides) -> Settings:
+    """Settings of `experiment` under `profile`, with keyword overrides (unknown names raise with the valid list);
+    smoke: cut to a smoke run (Settings.smoke_changes: one epoch, the shortest loops)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; valid experiments: {', '.join(EXPERIMENTS)}")
-    return EXPERIMENTS[experiment].for_profile(profile).replace(**overrides)
+    return EXPERIMENTS[experiment].for_profile(profile, smoke=bool(smoke)).replace(**overrides)
 
 
 def notebook_datasets(notebook: str, profile: str) -> tuple[str, ...]:

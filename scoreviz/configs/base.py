@@ -61,15 +61,21 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def for_profile(cls, profile: str) -> Settings:
+    def for_profile(cls, profile: str, smoke: bool = False) -> Settings:
         """The settings of a profile: the class defaults with PROFILES[profile]; 'fast' = 'paper' with the training
-        of FAST_RECIPE and a tenth of the epochs (EMA decay at most 0.999; the 2-D experiments: as 'paper')."""
+        of FAST_RECIPE and a tenth of the epochs (EMA decay at most 0.999; the 2-D experiments: as 'paper').
+        smoke: with smoke_changes() on top (one epoch, the shortest loops: every code path, minimal cost)."""
         cfg = cls().replace(profile=profile, **cls.PROFILES["paper" if profile == "fast" else profile])
         train = getattr(cfg, "train", None)
-        if profile != "fast" or train is None or not cls.FAST_TRAINING:
-            return cfg
-        return cfg.replace(train=train.replace(**FAST_RECIPE, epochs=max(1, train.epochs // FAST_SHARE),
-                                               ema_decay=min(train.ema_decay, 0.999)))
+        if profile == "fast" and train is not None and cls.FAST_TRAINING:
+            cfg = cfg.replace(train=train.replace(**FAST_RECIPE, epochs=max(1, train.epochs // FAST_SHARE),
+                                                  ema_decay=min(train.ema_decay, 0.999)))
+        return cfg.replace(**cfg.smoke_changes()) if smoke else cfg
+
+    def smoke_changes(self) -> dict:
+        """What a smoke run changes (`scoreviz reproduce --smoke`): training cut to one epoch here; the experiments
+        add their own loops (grids, seeds, held-out images) cut to the fewest values that still take every path."""
+        return {"train": {"epochs": 1}} if hasattr(self, "train") else {}
 
     def categories_of(self, dataset: str) -> tuple:
         """The configured category names of `dataset` (empty: every category of the dataset)."""

@@ -71,6 +71,10 @@ class SPRImages(Settings):
     seeds: int = 3
     batch_size: int = 16
 
+    def smoke_changes(self) -> dict:
+        return {**super().smoke_changes(), "min_steps": 0, "k_grid": (-3.0, -1.0, 3), "fig5_ks": self.fig5_ks[:2],
+                "seeds": 1, "n_criterion": 4, "n_show": 1}
+
     def detector(self, dataset: str, category: str | None = None, *, n_train: int = 0, checkpoints=None) -> SPR:
         """The SPR detector of this profile for one dataset (and category).
 
@@ -151,6 +155,11 @@ class DDADImages(Settings):
     w_grid: tuple = (0.0, 1.0, 2.0, 4.0, 8.0, 11.0)
     w_show: tuple = (0.0, 1.0, 3.0, 5.0, 8.0, 11.0)
     batch_sizes: tuple = (1, 2, 4, 8, 16, 32, 64)
+    max_epochs: int | None = None   # caps the training and FE epochs, also the README's (smoke runs)
+
+    def smoke_changes(self) -> dict:
+        return {**super().smoke_changes(), "max_epochs": 1, "n_calibration": 2, "w_grid": self.w_grid[:2],
+                "w_show": self.w_show[:2], "batch_sizes": self.batch_sizes[:2], "n_show": 1}
 
     def detector(self, dataset: str, category: str, *, weights=None, data_root=None) -> DDAD:
         """The DDAD detector of this profile for one category.
@@ -165,6 +174,8 @@ class DDADImages(Settings):
             if category not in DDAD_SETTINGS[key]:
                 raise ValueError(f"no DDAD settings for {key} category {category!r}; known: {sorted(DDAD_SETTINGS[key])}")
             readme.update(DDAD_SETTINGS[key][category])
+        if self.max_epochs is not None:
+            readme.update(epochs=min(readme["epochs"], self.max_epochs), fe_epochs=min(readme["fe_epochs"], self.max_epochs))
         return DDAD(net=self.net, net_kwargs=dict(self.net_kwargs), sde_kwargs=dict(self.sde_kwargs),
                     train=dataclasses.replace(self.train, epochs=readme["epochs"]), w=readme["w"],
                     v=_per_dataset(self.v, key, category), t_start=self.t_start, skip=self.skip, eta=self.eta,
@@ -257,6 +268,9 @@ class ScoreDDImages(_ScoreDDSettings):
         epochs=2000, batch_size=8, lr=2e-4, weight_decay=0.0, ema_decay=0.999, grad_clip=1.0, checkpoint_every=50))
     batch_size: int | None = 4
 
+    def smoke_changes(self) -> dict:
+        return {**super().smoke_changes(), "n_val": 2, "select_steps": self.select_steps[-self.T:], "n_show": 1}
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScoreDDMnist(_ScoreDDSettings):
@@ -296,3 +310,6 @@ class ScoreDDMnist(_ScoreDDSettings):
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=200, batch_size=128, lr=2e-4, weight_decay=0.0, ema_decay=0.9999, grad_clip=1.0, checkpoint_every=10))
     batch_size: int | None = 256
+
+    def smoke_changes(self) -> dict:
+        return {**super().smoke_changes(), "n_train": 8, "n_test": 4, "fig1": {**self.fig1, "n_frames": 2}}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from scoreviz.reproduce import machine_info
+from scoreviz.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from scoreviz import configs, experiments, plots, selection
-from scoreviz.reproduce import machine_info
+from scoreviz.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 RECIPES = {

@@ -27,7 +27,7 @@ import torch
 import numpy as np
 
 from scoreviz import configs, data, detectors, experiments, selection
-from scoreviz.reproduce import machine_info
+from scoreviz.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("image_auroc", "pixel_auroc", "aupro")

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from . import configs, detectors, metrics
 from .data import ImageSet, load, load_images
 from .experiments import load_category
+from .machine import machine_info
 from .maps import resize_maps
 from .train import resolve_device
 
@@ -143,8 +144,6 @@ def detect(data, *, out, method: str = "all", dataset: str = "folder", category:
     meta = {"data": str(Path(data).resolve()), "test": str(test) if test else "DATA/test", "profile": profile,
             "size": size, "seed": seed, "device": str(dev), "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "settings": {label: det.settings for label, det in dets.items()}}
-    from .reproduce import machine_info
-
     meta["machine"] = machine_info()
     page.write_text(_page(meta, summary, testset, maps_of, labelled))
     return page

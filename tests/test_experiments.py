@@ -95,3 +95,15 @@ def test_center_crop():
     assert experiments.center_crop(a, None) is a
     with pytest.raises(ValueError, match="larger"):
         experiments.center_crop(a, 5)
+
+
+def test_category_names_on_disk_are_the_categories_found(tmp_path):
+    """A partial download (or a fixture) runs what is there, with a warning naming what is missing."""
+    for name in ("bottle", "grid"):
+        (tmp_path / "mvtec" / name).mkdir(parents=True)
+    with pytest.warns(UserWarning, match="13 of 15 categories are not under .*cable"):
+        assert experiments.category_names("mvtec", None, (), tmp_path) == ["bottle", "grid"]
+    assert experiments.category_names("mvtec", None, ("grid",), tmp_path) == ["grid"]
+    assert len(experiments.category_names("mvtec")) == 15
+    with pytest.raises(experiments.data_.DatasetError, match="no btad category folder"):
+        experiments.category_names("btad", None, (), tmp_path)

@@ -91,3 +91,13 @@ def test_weights_load(tmp_path, monkeypatch):
     with torch.no_grad():
         feats = wrn(torch.rand(1, 3, 64, 64))
     assert all(torch.isfinite(f).all() for f in feats.values())
+
+
+def test_fixture_with_a_subset_of_categories(tmp_path):
+    root = make_fixture_root(tmp_path, size=16, n_train=2, n_good=1, n_defect=1, weights=False,
+                             categories={"mvtec": ("bottle", "grid"), "mpdd": (), "visa": ("pcb1",)})
+    assert sorted(p.name for p in (root / "mvtec").iterdir()) == ["bottle", "grid"]
+    assert not (root / "mpdd").exists() and len(list((root / "btad").iterdir())) == 3
+    assert [p.name for p in (root / "visa").iterdir()] == ["pcb1"]
+    with pytest.raises(ValueError, match="unknown categories"):
+        make_fixture_root(tmp_path / "x", size=16, weights=False, categories={"mvtec": ("botle",)})

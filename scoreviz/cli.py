@@ -6,8 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-from . import configs
-
 __all__ = ["main", "find_notebooks"]
 
 
@@ -112,6 +110,8 @@ def _train(args) -> int:
         res = train.train(model, images, cfg, out_dir=args.out, resume=not args.fresh, device=device,
                           progress=not args.no_progress)
     except KeyboardInterrupt:
+        if not (Path(args.out) / train.CKPT_NAME).is_file():
+            raise SystemExit("interrupted: stopped by Ctrl-C before the first checkpoint; nothing was saved") from None
         raise SystemExit(f"interrupted: the last checkpoint in {args.out} is kept; run the same command again to "
                          f"resume") from None
     if not dist.is_initialized() or dist.get_rank() == 0:
@@ -171,6 +171,18 @@ def _run(func, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:                     # the heavy imports (torch, ...) happen here: a Ctrl-C meanwhile is no traceback
+        args = _parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("interrupted: stopped by Ctrl-C", file=sys.stderr)
+        return 130
+    return _run(args.func, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import configs
+    from .detect import choices as detect_choices
+
     parser = argparse.ArgumentParser(prog="scoreviz", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,14 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(func=_detect)
 
-    args = parser.parse_args(argv)
-    return _run(args.func, args)
-
-
-def detect_choices() -> tuple[str, ...]:
-    from .detect import choices
-
-    return choices()
+    return parser
 
 
 if __name__ == "__main__":

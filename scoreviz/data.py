@@ -178,7 +178,7 @@ def _resolve_category(root, category) -> Path:
             return root
         found = [p.name for p in subdirs(root) if is_category_dir(p)]
         raise DatasetError(f"{root} is not a category folder (no train/ or test/ inside); pass "
-                           f"category=<name>. Categories found there: {found or 'none'}")
+                           f"category=<name> (CLI: --category NAME). Categories found there: {found or 'none'}")
     catdir = root / str(category)
     if not catdir.is_dir():
         found = [p.name for p in subdirs(root) if is_category_dir(p)]

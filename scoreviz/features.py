@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +247,9 @@ def domain_adaptation(features: BackboneFeatures, model: ScoreModel, images, *, 
     (1 - cos(F(x0), F(y))) + lam (1 - cos(F(y), F_frozen(y))) + lam (1 - cos(F(x0), F_frozen(x0))),
     cosine over each sample's whole flattened feature map, F the tuned and F_frozen the original backbone;
     summed over layers, AdamW(lr). batchnorm='train' updates BatchNorm statistics as the official code
-    does, 'frozen' keeps ImageNet's. epochs = 0 returns copies of the untouched backbone.
+    does, 'frozen' keeps ImageNet's. epochs = 0 returns copies of the untouched backbone. Batches are full
+    (drop_last, as the official loader); a category with fewer images than batch_size makes one batch of all
+    of them (with a warning) where the official code would skip the adaptation.
     """
     if batchnorm not in ("train", "frozen"):
         raise ValueError(f"batchnorm must be 'train' or 'frozen', got {batchnorm!r}")
@@ -254,6 +257,10 @@ def domain_adaptation(features: BackboneFeatures, model: ScoreModel, images, *, 
     if len(x_all) < 2 or batch_size < 2:
         raise ValueError(f"domain adaptation needs batches of >= 2 images (targets + inputs), got {len(x_all)} "
                          f"images and batch_size {batch_size}")
+    if batch_size > len(x_all):
+        warnings.warn(f"domain adaptation: {len(x_all)} training images, fewer than batch_size {batch_size}; "
+                      f"one batch of {len(x_all)} per epoch", stacklevel=2)
+        batch_size = len(x_all)
     dev = torch.device(device)
     frozen = copy.deepcopy(features).to(dev).eval().requires_grad_(False)
     tuned = copy.deepcopy(features).to(dev)
@@ -284,8 +291,6 @@ def domain_adaptation(features: BackboneFeatures, model: ScoreModel, images, *, 
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        if not losses:
-            raise ValueError(f"no full batch of {batch_size} in {len(x_all)} images; lower batch_size")
         history.append(sum(losses) / len(losses))
     return DAResult(tuned.eval().requires_grad_(False), frozen, history)
 

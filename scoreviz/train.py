@@ -143,6 +143,10 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except RuntimeError as e:       # Ctrl-C inside torch.save surfaces as its writer's RuntimeError: keep it Ctrl-C
+        if isinstance(e.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from e
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -156,8 +160,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, wrong format, unpickling refused ...
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({type(e).__name__}: {e}). "
-                              "Delete it (training restarts from scratch) or restore a backup.") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({type(e).__name__}); delete it or "
+                              "start afresh (resume=False, CLI: --fresh), or restore a backup.") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a scoreviz checkpoint (expected format {FORMAT!r})")
     return state

@@ -105,6 +105,8 @@ def test_spr_detector_checkpoint_path_and_errors(tmp_path):
     with pytest.raises(ValueError, match="category"):
         cfg.detector("mvtec", checkpoints=tmp_path)
     assert cfg.detector("mvtec", "cable", checkpoints=tmp_path).checkpoint == str(tmp_path / "cable.pth")
+    # the released weights are MVTec AD's: BTAD and MPDD train (the paper-profile smoke run stopped at btad/01.pth)
+    assert cfg.detector("btad", "01", checkpoints=tmp_path).checkpoint is None
 
 
 def test_ddad_detector_follows_the_readme():

@@ -160,6 +160,22 @@ def test_failed_checkpoint_save_leaves_no_temporary_file(tmp_path, monkeypatch, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_inside_torch_save_stays_a_keyboard_interrupt(tmp_path, monkeypatch):
+    """Seen in a probe: Ctrl-C inside torch.save came out as the zip writer's RuntimeError ('enforce fail ...'),
+    so the CLI printed an error instead of 'interrupted'."""
+    def interrupted_save(obj, f):
+        f.write(b"partial")
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos") from None
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "c.pt", {"v": torch.zeros(2)})
+    assert list(tmp_path.iterdir()) == []
+
+
 def _dead_pid():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

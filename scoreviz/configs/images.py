@@ -81,7 +81,8 @@ class SPRImages(Settings):
         train: `train` with the dataset's learning-rate milestones (schedule 'step') and, when min_steps is set, enough epochs
         for min_steps optimizer steps on n_train images (small folders train longer); kernel: kernel_at_256
         scaled to eval_size; resize, padding: spr.PROTOCOLS[protocol]. checkpoints: a folder of the authors'
-        released weights, one <category>.pth per category; that file becomes `checkpoint` (nothing is trained).
+        released weights, one <category>.pth per MVTec AD category; for MVTec AD that file becomes `checkpoint`
+        (nothing is trained); the other datasets (no released weights) train.
         """
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
@@ -92,7 +93,7 @@ class SPRImages(Settings):
             steps_per_epoch = math.ceil(n_train / train.batch_size)
             train = dataclasses.replace(train, epochs=max(train.epochs, math.ceil(self.min_steps / steps_per_epoch)))
         return SPR(net=self.net, net_kwargs=dict(self.net_kwargs), sde=self.sde, sde_kwargs=dict(self.sde_kwargs),
-                   train=train, checkpoint=spr_checkpoint(checkpoints, category), k=self.k, n=self.n,
+                   train=train, checkpoint=spr_checkpoint(checkpoints if str(dataset).lower() == "mvtec" else None, category), k=self.k, n=self.n,
                    kernel=scaled_kernel(self.eval_size, self.kernel_at_256), out_size=self.eval_size,
                    **PROTOCOLS[self.protocol], batch_size=self.batch_size)
 

@@ -8,7 +8,7 @@ models are trained once and cached, see train.train_cached), and scores the test
 folder gets scores.csv (one row per test image, one column per detector), metrics.csv when labels exist,
 maps/<detector>/<image>.png (the input, its anomaly map over it, and the ground truth when there is one,
 side by side) and index.html: settings, machine, metrics and, per detector, the most and least anomalous
-test images (with labels: also the missed defects and the false alarms).
+test images (with labels: also the lowest-scored defective and the highest-scored normal images).
 """
 from __future__ import annotations
 
@@ -191,9 +191,9 @@ def _page(meta: dict, summary: pd.DataFrame, testset: ImageSet, maps_of: dict, l
         order = torch.argsort(scores, descending=True).tolist()
         rows = [("Most anomalous", order[:N_SHOW]), ("Least anomalous", order[::-1][:N_SHOW])]
         if labelled:
-            rows += [("Missed: the lowest-scored defective images",
+            rows += [("Defective images with the lowest scores (the hardest to find)",
                       [i for i in order[::-1] if testset.labels[i] == 1][:N_SHOW]),
-                     ("False alarms: the highest-scored normal images",
+                     ("Normal images with the highest scores (the nearest to false alarms)",
                       [i for i in order if testset.labels[i] == 0][:N_SHOW])]
         parts.append(f"<h2>{html.escape(label)}</h2>")
         for title, idx in rows:

@@ -150,3 +150,19 @@ def test_scoredd_detector_per_sde(profile):
         mnist.detector("ve", "flow")
     with pytest.raises(ValueError, match="unknown sampler 'ode'"):
         cfg.detector("vp", "ode")
+
+
+@pytest.mark.parametrize("profile", configs.PROFILES)
+def test_smoke_settings_cut_training_and_loops_but_keep_the_paths(profile):
+    for name in configs.EXPERIMENTS:
+        full, smoke = configs.get(profile, name), configs.get(profile, name, smoke=True)
+        assert smoke.train.epochs == 1 and smoke.profile == full.profile and smoke.datasets == full.datasets
+    spr = configs.get(profile, "spr", smoke=True)
+    assert spr.min_steps == 0 and spr.seeds == 1 and spr.size == configs.get(profile, "spr").size
+    ddad = configs.get(profile, "ddad", smoke=True).detector("mvtec", "bottle")   # the README's epochs, capped
+    assert ddad.train.epochs == 1 and ddad.fe_epochs <= 1
+    full, smoke = configs.get(profile, "scoredd_images"), configs.get(profile, "scoredd_images", smoke=True)
+    for sde in full.t_steps:                           # at most 200 steps; the start times t = step / N are kept
+        n, m = full.sde_kwargs[sde]["N"], smoke.sde_kwargs[sde]["N"]
+        assert m <= 200 and [t / n for t in full.t_steps[sde]] == [t / m for t in smoke.t_steps[sde]]
+    assert set(smoke.select_steps) >= set(smoke.t_steps[smoke.ablation_variant[0]])  # the configured {t} is a candidate

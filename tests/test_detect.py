@@ -31,7 +31,7 @@ def test_detect_writes_scores_maps_metrics_and_page(folder, tmp_path):
     with Image.open(out / "maps" / "zscore" / "good_000.png") as im:
         assert im.size == (2 * 16 + 4, 16)                     # no ground truth for normal images
     text = page.read_text()
-    assert "Missed: the lowest-scored defective images" in text and 'src="maps/zscore/crack_000.png"' in text
+    assert "Defective images with the lowest scores" in text and 'src="maps/zscore/crack_000.png"' in text
 
 
 def test_overlay_puts_the_hot_map_where_the_map_is_high():

@@ -270,7 +270,13 @@ class ScoreDDImages(_ScoreDDSettings):
     batch_size: int | None = 4
 
     def smoke_changes(self) -> dict:
-        return {**super().smoke_changes(), "n_val": 2, "select_steps": self.select_steps[-self.T:], "n_show": 1}
+        """Also at most 200 discretisation steps: N, {t} and the selection grid in units of 1/N divided together
+        (the paper's N = 2000 would make Table 4's baselines 250 network calls per image)."""
+        scale = max(1, max(kw.get("N", 0) for kw in self.sde_kwargs.values()) // 200)
+        return {**super().smoke_changes(), "n_val": 2, "n_show": 1,
+                "select_steps": tuple(t // scale for t in self.select_steps[-self.T:]),
+                "sde_kwargs": {k: {**kw, "N": kw["N"] // scale} for k, kw in self.sde_kwargs.items()},
+                "t_steps": {k: tuple(t // scale for t in ts) for k, ts in self.t_steps.items()}}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,7 @@ import datetime
 import html
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from . import configs, detectors, metrics
 from .data import ImageSet, load, load_images
-from .experiments import load_category
+from .experiments import category_names, load_category
 from .machine import machine_info
 from .maps import resize_maps
 from .train import resolve_device
@@ -107,6 +108,12 @@ def detect(data, *, out, method: str = "all", dataset: str = "folder", category:
     index.html to `out`. Returns the page's path."""
     if profile not in configs.PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(configs.PROFILES)}")
+    if str(dataset).lower() != "folder" and category is None:
+        with warnings.catch_warnings():             # the categories found are the point here, not the missing ones
+            warnings.simplefilter("ignore")
+            found = category_names(dataset, root=data)
+        raise ValueError(f"dataset {dataset!r} holds several categories: name one with category= (CLI: --category), "
+                         f"e.g. one of {', '.join(map(str, found))}")
     size = int(size or SIZES[profile])
     train, testset, labelled = _load(data, dataset=dataset, category=category, test=test, size=size, seed=seed)
     dets = build(method, profile=profile, dataset=dataset, category=category, size=size, n_train=len(train),

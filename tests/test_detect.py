@@ -70,7 +70,9 @@ def test_detect_command_with_a_method(folder, tmp_path, capsys):
     assert metrics[["image_auroc", "pixel_auroc", "aupro"]].apply(lambda v: v.between(0, 1)).all().all()
 
 
-def test_detect_bad_input_is_one_error_line(tmp_path, capsys):
+def test_detect_bad_input_is_one_error_line(tmp_path, capsys, folder):
     assert main(["detect", str(tmp_path / "absent"), "--method", "zscore"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "absent" in err and "Traceback" not in err
+    assert main(["detect", str(folder.parent), "--dataset", "mvtec", "--method", "zscore"]) == 1   # no --category
+    assert "name one with category= (CLI: --category), e.g. one of bottle" in capsys.readouterr().err

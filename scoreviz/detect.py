@@ -140,7 +140,7 @@ def detect(data, *, out, method: str = "all", dataset: str = "folder", category:
         table[label] = scores.tolist()
         maps_of[label] = (amaps, scores)
         row = {"detector": label, "fit_s": round(fit_s, 1), "ms_per_image": round(1e3 * maps_s / len(testset), 1)}
-        if labelled:
+        if labelled and 0 < int(testset.labels.sum()) < len(testset):     # AUROCs need normal and defective images
             row.update(metrics.evaluate(amaps, testset.masks, testset.labels, image_scores=scores))
         rows.append(row)
         _write_maps(out / "maps" / label, testset, amaps, labelled)

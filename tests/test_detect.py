@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,3 +78,12 @@ def test_detect_bad_input_is_one_error_line(tmp_path, capsys, folder):
     assert err.startswith("error:") and "absent" in err and "Traceback" not in err
     assert main(["detect", str(folder.parent), "--dataset", "mvtec", "--method", "zscore"]) == 1   # no --category
     assert "name one with category= (CLI: --category), e.g. one of bottle" in capsys.readouterr().err
+
+
+def test_detect_a_test_split_of_normal_images_only_gets_no_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCOREVIZ_CACHE", str(tmp_path / "models"))
+    folder = make_mvtec(tmp_path / "data", "bottle", n_train=4, n_good=3, defects=("crack",))
+    for sub in (folder / "test" / "crack", folder / "ground_truth"):
+        shutil.rmtree(sub)
+    page = detect.detect(folder, out=tmp_path / "out", method="zscore", size=16)
+    assert list(pd.read_csv(page.parent / "metrics.csv").columns) == ["detector", "fit_s", "ms_per_image"]

@@ -1,4 +1,5 @@
-"""What machine produced a result: CPU, GPU, versions and commit (for reports, benchmarks and `scoreviz detect`).
+"""What machine produced a result: CPU, GPU, versions and commit (for reports, benchmarks and `scoreviz detect`);
+whether a process of this machine still runs (stale temporary files and folders of killed runs).
 
 Light on purpose (torch and the standard library only), so a GPU machine without the notebook stack can use it.
 """
@@ -13,7 +14,7 @@ import torch
 
 from . import __version__
 
-__all__ = ["machine_info"]
+__all__ = ["machine_info", "process_alive"]
 
 
 def machine_info() -> dict:
@@ -35,3 +36,17 @@ def machine_info() -> dict:
     if commit:
         info["commit"] = commit
     return info
+
+
+def process_alive(pid: int) -> bool:
+    """False only when no process `pid` exists; True when it runs, belongs to another user, or cannot be told
+    (Windows, where os.kill(pid, 0) would send a CTRL_C_EVENT)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):        # e.g. PermissionError: running under another user
+        return True
+    return True

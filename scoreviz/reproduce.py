@@ -31,7 +31,7 @@ import pandas as pd
 import papermill as pm
 
 from . import configs
-from .machine import machine_info
+from .machine import machine_info, process_alive
 
 __all__ = ["DATASET_INFO", "check_paper_data", "check_params", "parse_value", "run", "write_report"]
 
@@ -105,21 +105,11 @@ def _die_with_parent():
         _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def _remove_stale_partials(cache: Path) -> None:
     """Remove the <entry>.partial-<pid> folders of runs whose process is gone (killed before it could clean up)."""
     for p in cache.glob("*.partial*"):
         pid = p.name.rpartition("-")[2]
-        if not pid.isdigit() or not _alive(int(pid)):
+        if not pid.isdigit() or not process_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
 

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from .machine import process_alive
 from .nets import ScoreModel, build
 from .sde import get_sde
 
@@ -118,16 +119,11 @@ def dsm_loss(model: ScoreModel, x0: torch.Tensor, *, t_min: float | None = None,
 
 def _remove_stale_tmp(folder: Path) -> None:
     """Delete the `.<name>.tmp-<pid>` files that save_checkpoint left when process <pid> was killed (SIGKILL
-    cannot be caught) and is no longer running. Skipped on Windows, where os.kill(pid, 0) is a CTRL_C_EVENT."""
-    for p in [] if os.name == "nt" else folder.glob(".*.tmp-*"):
+    cannot be caught) and is no longer running (machine.process_alive)."""
+    for p in folder.glob(".*.tmp-*"):
         pid = p.name.rpartition(".tmp-")[2]
-        if pid.isdigit() and p.is_file():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                p.unlink(missing_ok=True)
-            except (OSError, OverflowError):    # e.g. PermissionError: running under another user
-                pass
+        if pid.isdigit() and p.is_file() and not process_alive(int(pid)):
+            p.unlink(missing_ok=True)
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:

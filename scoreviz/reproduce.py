@@ -31,6 +31,7 @@ import pandas as pd
 import papermill as pm
 
 from . import configs
+from .claims import collect as collect_claims, markdown_table
 from .machine import machine_info, process_alive
 
 __all__ = ["DATASET_INFO", "check_paper_data", "check_params", "parse_value", "run", "write_report"]
@@ -241,7 +242,7 @@ def run(books: list[Path], out: Path, params: dict, *, cache: Path, jobs: int = 
     if refresh_figures is not None:
         refresh_figures.mkdir(parents=True, exist_ok=True)
         for f in sorted(out.glob("*/outputs/*")):
-            if f.suffix in (".png", ".pdf"):
+            if f.suffix in (".png", ".pdf", ".csv"):
                 shutil.copy2(f, refresh_figures / f.name)
     report = write_report(out, books, results, params, time.time() - t_start)
     failed = [k for k, r in results.items() if not r["ok"]]
@@ -264,8 +265,12 @@ def write_report(out: Path, books: list[Path], results: dict, params: dict, wall
     lines = ["# scoreviz reproduction report", "",
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}, profile `{params.get('PROFILE')}`, device "
              f"`{params.get('DEVICE')}`, data root `{params.get('DATA_ROOT', '-')}`, wall time {wall / 60:.1f} min"
-             + (" (interrupted: incomplete)" if interrupted else ""), "",
-             "| machine / version | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.items()]
+             + (" (interrupted: incomplete)" if interrupted else "")]
+    claims = collect_claims(out)
+    if len(claims):
+        lines += ["", "## All claims", "", "One row per claim of every notebook run (`<notebook>_claims.csv`; each "
+                  "notebook computes its statuses from its own numbers).", "", markdown_table(claims)]
+    lines += ["", "| machine / version | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.items()]
     lines += ["", "| notebook | status | wall time | seed |", "|---|---|---|---|"]
     for b in books:
         r = results.get(b.stem)

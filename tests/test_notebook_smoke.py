@@ -50,5 +50,5 @@ def test_paper_profile_smoke_run_on_the_fixture(tmp_path, monkeypatch, capsys):
     assert rc == 0, console
     results = pd.read_csv(out / "05_spr_benchmark" / "outputs" / "05_results.csv")
     assert set(zip(results.dataset, results.category)) == {("mvtec", "grid"), ("btad", "01"), ("mpdd", "metal_plate")}
-    trained = results[results.method == "paper"].set_index("dataset").fit_s
-    assert trained["mvtec"] < trained["btad"] and trained["mpdd"] > 0     # released weights: nothing trained
+    trained = sorted((tmp_path / "models").glob("spr-*"))      # BTAD's and MPDD's; MVTec AD's: released weights
+    assert len(trained) == 2, trained

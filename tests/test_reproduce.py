@@ -24,6 +24,10 @@ def _notebook(path, body, params="PROFILE = 'cpu'\nSEED = 0\nOUT_DIR = '.'"):
 
 TABLE = ("import pathlib, pandas as pd\n"
          "pd.DataFrame({'category': ['a'], 'paper': [0.9], 'measured': [0.8]}).to_csv(pathlib.Path(OUT_DIR) / 't.csv', index=False)\n"
+         "from scoreviz.claims import Claims\n"
+         "c = Claims('01_ok', PROFILE)\n"
+         "c.verdict('x', 'a | b', 'Fig. 1', 'picture', '0.8', holds=False, reason='measured 0.8')\n"
+         "c.finish(OUT_DIR)\n"
          "print(PROFILE)")
 BLOCK = "import os, time\nwhile os.path.exists(os.environ.get('SV_BLOCK', '/nonexistent')):\n    time.sleep(0.2)"
 # writes the kernel's and papermill's pids to $SV_PIDS, then blocks until $SV_BLOCK is gone
@@ -67,6 +71,9 @@ def test_reproduce_caches_reports_and_survives_failures(tmp_path, capfd):
     report = (tmp_path / "runs" / "a" / "report.md").read_text()
     assert "| 01_ok | ok |" in report and "FAILED: cell 2" in report and "| a | 0.9 | 0.8 |" in report
     assert "| torch |" in report and (tmp_path / "runs" / "a" / "report.html").is_file()
+    # the report opens with every notebook's claims
+    assert report.index("## All claims") < report.index("| machine / version |")
+    assert "| 01_ok | a \\| b (Fig. 1) | picture | 0.8 | **not reproduced** | measured 0.8 |" in report
     # quiet console: one line per notebook, papermill's own output only in the logs
     assert "[1/2] 01_ok    ok " in out and "[2/2] 02_fails failed " in out
     assert "Executing" not in out + err and "papermill" not in err
@@ -74,10 +81,14 @@ def test_reproduce_caches_reports_and_survives_failures(tmp_path, capfd):
     assert f"log: {log}" in out and "boom" in log.read_text() and "Executing" in log.read_text()
     assert "Executing" in (tmp_path / "runs" / "a" / "logs" / "01_ok.log").read_text()
     # second run: the finished notebook is reused, the failing one is retried
-    rc = main(["reproduce", "--notebooks", str(books), "--out", str(tmp_path / "runs" / "b"), "--only", "01"])
+    rc = main(["reproduce", "--notebooks", str(books), "--out", str(tmp_path / "runs" / "b"), "--only", "01",
+               "--refresh-figures"])
     out = capfd.readouterr().out
     assert rc == 0 and "[1/1] 01_ok cached" in out
-    assert (tmp_path / "runs" / "b" / "01_ok" / "outputs" / "t.csv").is_file()
+    outputs = tmp_path / "runs" / "b" / "01_ok" / "outputs"
+    # --refresh-figures copies the tables too, byte for byte
+    for name in ("t.csv", "01_ok_claims.csv"):
+        assert (tmp_path / "figures" / name).read_bytes() == (outputs / name).read_bytes()
 
 
 def test_param_values_are_parsed_like_papermill_p():

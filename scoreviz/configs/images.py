@@ -239,7 +239,7 @@ class ScoreDDImages(_ScoreDDSettings):
                         "subvp": {**_BETAS, "N": 200}},
             t_steps={"ve": (120, 100, 80, 60, 40), "vp": (25, 20, 15, 10, 5), "subvp": (25, 20, 15, 10, 5)},
             layers=("enc0", "enc2"),              # 32 x 32 and 8 x 8 features of the tiny U-Net
-            select_steps=(50, 45, 40, 35, 30, 25, 20, 15, 10, 5),
+            select_steps=(50, 45, 40, 35, 30, 25, 20, 15, 10, 5), fig2_steps=(10, 25, 50, 100),
             candidate_layers=None, sweep_size=None,
             train=TrainConfig(epochs=30, batch_size=32, lr=1e-3, weight_decay=0.0, ema_decay=0.99, grad_clip=1.0,
                               checkpoint_every=1000),
@@ -262,6 +262,7 @@ class ScoreDDImages(_ScoreDDSettings):
     t_steps: dict = field(default_factory=lambda: {"ve": _PAPER_T, "vp": _PAPER_T, "subvp": _PAPER_T})
     layers: tuple | None = ("down2", "up4")    # the 64 x 64 features (Fig. 4 shows 64 x 64 maps)
     select_steps: tuple = (500, 450, 400, 350, 300, 250, 200, 150, 100, 50)  # start-time grid of the selection
+    fig2_steps: tuple = (100, 250, 500, 1000)  # Fig. 2: reconstructions x'(0) from t = steps / N (our choice of t)
     candidate_layers: tuple | None = ("down1", "down2", "down3", "mid", "up3", "up4", "up5")  # None: every layer
     sweep_size: int | None = 64     # sweep/selection maps at 64 x 64 (memory); results at 256 (None: image size)
     # not in the paper: Song et al.'s NCSN++ optimiser settings, our epochs
@@ -273,7 +274,7 @@ class ScoreDDImages(_ScoreDDSettings):
         """Also at most 200 discretisation steps: N, {t} and the selection grid in units of 1/N divided together
         (the paper's N = 2000 would make Table 4's baselines 250 network calls per image)."""
         scale = max(1, max(kw.get("N", 0) for kw in self.sde_kwargs.values()) // 200)
-        return {**super().smoke_changes(), "n_val": 2, "n_show": 1,
+        return {**super().smoke_changes(), "n_val": 2, "n_show": 1, "fig2_steps": (1,),
                 "select_steps": tuple(t // scale for t in self.select_steps[-self.T:]),
                 "sde_kwargs": {k: {**kw, "N": kw["N"] // scale} for k, kw in self.sde_kwargs.items()},
                 "t_steps": {k: tuple(t // scale for t in ts) for k, ts in self.t_steps.items()}}

@@ -4,6 +4,7 @@
     python -m benchmarks.quality --detectors zscore --seeds 0 --size 32
     python -m benchmarks.quality --dataset mvtec --root ../shared/data --categories bottle --size 64
     python -m benchmarks.quality --detectors spr scoredd_ve ddad zscore patch_nn --size 32 --holdout 20
+    python -m benchmarks.quality --dataset mvtec --root ../shared/data --categories bottle --detectors spr --epochs 300
 
 Every detector sees the same images of a (dataset, category, seed): experiments.load_category, then
 experiments.run. Methods (METHODS) use the cpu profile's settings at --size and train afresh (a temporary model
@@ -38,11 +39,13 @@ METHODS = ("spr", "scoredd_ve", "scoredd_vp", "scoredd_subvp", "ddad")
 _SAMPLER = {"ve": "flow", "vp": "sde", "subvp": "flow"}
 
 
-def build(name: str, dataset: str, cat, size: int, seed: int, device: str):
-    """A detector by name: a method with the cpu profile's settings at `size`, or a registered detector with its
-    defaults. SPR is fitted here and scored at its label-free k (selection.k_criterion on the held-out images)."""
+def build(name: str, dataset: str, cat, size: int, seed: int, device: str, epochs: int | None = None):
+    """A detector by name: a method with the cpu profile's settings at `size` (and `epochs` training epochs, if
+    given, instead of the profile's), or a registered detector with its defaults. SPR is fitted here and scored at
+    its label-free k (selection.k_criterion on the held-out images)."""
+    train = {} if epochs is None else {"train": {"epochs": epochs}}
     if name == "spr":
-        cfg = configs.get("cpu", "spr", size=size, eval_size=size)
+        cfg = configs.get("cpu", "spr", size=size, eval_size=size, **train, **({"min_steps": 0} if train else {}))
         det = cfg.detector(dataset, cat.name, n_train=len(cat.train)).fit(cat.train.images, device=device, seed=seed,
                                                                           tag=f"spr-{dataset}-{cat.name}")
         if cat.holdout is None:
@@ -51,13 +54,14 @@ def build(name: str, dataset: str, cat, size: int, seed: int, device: str):
         return det.replace(k=selection.select_k(crit))
     if name.startswith("scoredd_"):
         sde = name.removeprefix("scoredd_")
-        return configs.get("cpu", "scoredd_images", size=size).detector(sde, _SAMPLER[sde])
+        return configs.get("cpu", "scoredd_images", size=size, **train).detector(sde, _SAMPLER[sde])
     if name == "ddad":
-        return configs.get("cpu", "ddad", size=size).detector(dataset, cat.name)
+        return configs.get("cpu", "ddad", size=size, **train).detector(dataset, cat.name)
     return detectors.build(name)
 
 
-def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, device="cpu") -> pd.DataFrame:
+def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, device="cpu",
+            epochs: int | None = None) -> pd.DataFrame:
     """One row per detector x category x seed: methods (METHODS) with the cpu profile's settings, other names
     built by the registry with default settings."""
     rows = []
@@ -66,7 +70,7 @@ def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, de
             cat = experiments.load_category(dataset, category, root=root, size=size, holdout=holdout, seed=seed)
             for name in names:
                 start = time.perf_counter()
-                det = build(name, dataset, cat, size, seed, device)
+                det = build(name, dataset, cat, size, seed, device, epochs)
                 fit_s = time.perf_counter() - start if det.fitted else 0.0
                 r = experiments.run(det, cat, dataset=dataset, seed=seed, device=device)
                 rows.append({"detector": name, "dataset": dataset, "category": cat.name, "seed": seed, "size": size,
@@ -107,6 +111,7 @@ def main(argv=None) -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--holdout", type=int, default=0, help="held-out normal images (SPR's label-free k needs them)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--epochs", type=int, default=None, help="training epochs of every method (default: the cpu profile's)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if set(args.detectors) & set(METHODS):      # time real training: a fresh model cache, no hits from earlier runs
@@ -114,7 +119,7 @@ def main(argv=None) -> None:
     categories = args.categories or list(data.categories(args.dataset))
     start = time.time()
     rows = measure(args.detectors, args.dataset, categories, args.seeds, size=args.size, root=args.root,
-                   holdout=args.holdout)
+                   holdout=args.holdout, epochs=args.epochs)
     out = HERE / "quality" / f"{args.dataset}-{args.size}px.csv"
     out.parent.mkdir(exist_ok=True)
     if out.exists():                                       # keep other detectors' rows, replace these

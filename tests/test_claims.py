@@ -97,3 +97,12 @@ def test_against_paper_uses_the_papers_numbers_for_the_categories_run():
     assert row.source == paper.source("spr", "mpdd", "pixel_auroc")
     row = c.against_paper("none", "MPDD", "spr", "mpdd", "pixel_auroc", None, not_run="cpu profile: textures")
     assert row.status == "not run on this profile" and row.paper == "96.8" and row.reason == "cpu profile: textures"
+
+
+def test_a_smoke_run_reproduces_nothing():
+    c = claims.Claims("05", "paper", "mvtec", smoke=True)
+    c.verdict("a", "maps localise", "Fig. 4", "maps", "0.995", holds=True)
+    row = c.compare("b", "MVTec AD mean", "Table 1", 0.974, 0.995)
+    assert {r.status for r in c.rows.values()} == {"not run on this profile"} and row.measured == "99.5"
+    assert "smoke run" in row.reason and "(profile `paper`, mvtec, smoke run)" in c.markdown()
+    c.require()

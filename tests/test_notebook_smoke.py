@@ -52,3 +52,5 @@ def test_paper_profile_smoke_run_on_the_fixture(tmp_path, monkeypatch, capsys):
     assert set(zip(results.dataset, results.category)) == {("mvtec", "grid"), ("btad", "01"), ("mpdd", "metal_plate")}
     trained = sorted((tmp_path / "models").glob("spr-*"))      # BTAD's and MPDD's; MVTec AD's: released weights
     assert len(trained) == 2, trained
+    claims = pd.read_csv(out / "05_spr_benchmark" / "outputs" / "05_claims.csv")   # fixture numbers prove nothing
+    assert len(claims) and (claims.status == "not run on this profile").all(), claims

@@ -35,3 +35,11 @@ def test_methods_are_built_from_the_cpu_profile():
             quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu").sampler) == ("sde", "flow")   # Table 1
     with pytest.raises(ValueError, match="unknown detector 'spr_x'"):
         quality.build("spr_x", "embedded", cat, 16, 0, "cpu")
+
+
+def test_epochs_override_every_methods_training():
+    cat = experiments.load_category("embedded", "digit3", size=16, seed=0)
+    assert quality.build("ddad", "embedded", cat, 16, 0, "cpu", epochs=7).train.epochs == 7
+    assert quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu", epochs=7).train.epochs == 7
+    assert quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu").train.epochs == \
+        configs.get("cpu", "scoredd_images").train.epochs

@@ -119,10 +119,11 @@ def plot_sigma_axis(ax, *, sigma: float = 25.0, label: str = r"noise std $\sigma
 
 
 def plot_radar(series: Mapping, *, ax=None, colors=None, linestyles=None, rlim=None, fill_alpha: float = 0.10,
-               lw: float = 1.8, markers: str = "o", legend_loc: str = "lower left"):
+               lw: float = 1.8, markers: str = "o"):
     """Radar chart of named series {name: {category: value}} (SPR Fig. 6); categories from the first series.
 
-    ax must be a polar Axes (a new polar figure when None); rlim = (low, high) of the radius.
+    ax must be a polar Axes (a new polar figure when None); rlim = (low, high) of the radius. The legend sits below
+    the chart, clear of the category labels (15 of them for MVTec AD).
     """
     if not series:
         raise ValueError("series is empty; expected {name: {category: value}}")
@@ -151,7 +152,9 @@ def plot_radar(series: Mapping, *, ax=None, colors=None, linestyles=None, rlim=N
     ax.set_theta_direction(-1)
     if rlim is not None:
         ax.set_ylim(*rlim)
-    ax.legend(loc=legend_loc, bbox_to_anchor=(-0.15, -0.15), frameon=True, framealpha=0.9)
+    ax.tick_params(axis="x", pad=6)
+    ax.set_rlabel_position(180 / len(cats))          # radius labels between the first two spokes
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=True, framealpha=0.9)
     return ax
 
 

@@ -117,6 +117,21 @@ def test_radar_needs_polar_axes_and_every_category():
         plots.plot_radar({"a": {"x": 1, "y": 1, "z": 1}, "b": {"x": 1}}, ax=ax)
 
 
+
+def test_radar_legend_stays_clear_of_fifteen_category_labels():
+    """#17's look check: with MVTec AD's 15 categories the legend covered two labels; it now sits below them."""
+    cats = [f"category_{i}" for i in range(15)]
+    fig, ax = plt.subplots(figsize=(6.4, 6.4), subplot_kw={"projection": "polar"})
+    plots.plot_radar({f"a long series name {j}": {c: 0.5 + 0.03 * i for i, c in enumerate(cats)} for j in range(4)},
+                     ax=ax)
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    labels = [t.get_window_extent(renderer) for t in ax.get_xticklabels()]
+    assert not any(legend.overlaps(b) for b in labels)
+    assert legend.y1 <= min(b.y0 for b in labels) + 1e-6
+    plt.close(fig)
+
 def test_anomaly_and_image_grids():
     x, masks = _squares(2, 12)
     axes = plots.plot_anomaly_grid(x, torch.rand(2, 12, 12), masks, vmax=[1.0, 2.0])

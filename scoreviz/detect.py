@@ -29,7 +29,7 @@ from tqdm import tqdm
 from . import configs, detectors, metrics
 from .data import ImageSet, load, load_images
 from .experiments import category_names, load_category
-from .machine import machine_info
+from .machine import atomic_csv, machine_info
 from .maps import resize_maps
 from .train import resolve_device
 
@@ -144,9 +144,9 @@ def detect(data, *, out, method: str = "all", dataset: str = "folder", category:
             row.update(metrics.evaluate(amaps, testset.masks, testset.labels, image_scores=scores))
         rows.append(row)
         _write_maps(out / "maps" / label, testset, amaps, labelled)
-    _atomic_csv(pd.DataFrame(table), out / "scores.csv")
+    atomic_csv(pd.DataFrame(table), out / "scores.csv", float_format="%.4f")
     summary = pd.DataFrame(rows)
-    _atomic_csv(summary, out / "metrics.csv")
+    atomic_csv(summary, out / "metrics.csv", float_format="%.4f")
     page = out / "index.html"
     meta = {"data": str(Path(data).resolve()), "test": str(test) if test else "DATA/test", "profile": profile,
             "size": size, "seed": seed, "device": str(dev), "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -168,12 +168,6 @@ def _write_maps(folder: Path, testset: ImageSet, amaps: torch.Tensor, labelled: 
 
 def _png_name(testset: ImageSet, i: int) -> str:
     return f"{testset.defect_types[i]}_{Path(testset.paths[i]).stem}.png"
-
-
-def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.4f")
-    tmp.replace(path)
 
 
 def _figures(label, testset, idx, scores) -> str:

@@ -1,5 +1,6 @@
 """What machine produced a result: CPU, GPU, versions and commit (for reports, benchmarks and `scoreviz detect`);
-whether a process of this machine still runs (stale temporary files and folders of killed runs).
+whether a process of this machine still runs (stale temporary files and folders of killed runs); result tables
+written atomically (a temporary file, then a rename), so a killed run never leaves half a CSV.
 
 Light on purpose (torch and the standard library only), so a GPU machine without the notebook stack can use it.
 """
@@ -50,3 +51,12 @@ def process_alive(pid: int) -> bool:
     except (OSError, OverflowError):        # e.g. PermissionError: running under another user
         return True
     return True
+
+
+def atomic_csv(frame, path, **to_csv) -> None:
+    """Write a pandas DataFrame to path as CSV (index=False unless given) through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.to_csv(tmp, **{"index": False, **to_csv})
+    os.replace(tmp, path)

@@ -106,3 +106,13 @@ def test_a_smoke_run_reproduces_nothing():
     assert {r.status for r in c.rows.values()} == {"not run on this profile"} and row.measured == "99.5"
     assert "smoke run" in row.reason and "(profile `paper`, mvtec, smoke run)" in c.markdown()
     c.require()
+
+
+def test_require_asserts_only_the_profile_and_data_it_was_written_for(capsys):
+    c = _claims()                                  # 'gap' is partly: requiring it fails on the cpu profile
+    with pytest.raises(AssertionError):
+        c.require("order", "gap")
+    c.require("order", "gap", other_data=True)
+    claims.Claims("05", "paper").require("anything")
+    assert capsys.readouterr().out.splitlines() == ["claims not asserted: other data",
+                                                   "claims not asserted: no committed paper-profile run"]

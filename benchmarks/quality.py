@@ -63,7 +63,8 @@ def build(name: str, dataset: str, cat, size: int, seed: int, device: str, epoch
 def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, device="cpu",
             epochs: int | None = None) -> pd.DataFrame:
     """One row per detector x category x seed: methods (METHODS) with the cpu profile's settings, other names
-    built by the registry with default settings."""
+    built by the registry with default settings. With `epochs`, a method's rows are labelled 'name (E ep)', so
+    they sit beside the cpu profile's rows instead of replacing them."""
     rows = []
     for seed in seeds:
         for category in categories:
@@ -73,10 +74,11 @@ def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, de
                 det = build(name, dataset, cat, size, seed, device, epochs)
                 fit_s = time.perf_counter() - start if det.fitted else 0.0
                 r = experiments.run(det, cat, dataset=dataset, seed=seed, device=device)
-                rows.append({"detector": name, "dataset": dataset, "category": cat.name, "seed": seed, "size": size,
+                label = name if epochs is None or name not in METHODS else f"{name} ({epochs} ep)"
+                rows.append({"detector": label, "dataset": dataset, "category": cat.name, "seed": seed, "size": size,
                              **{m: r.metrics.get(m) for m in METRICS}, "fit_s": fit_s + r.seconds["fit"],
                              "ms_per_image": r.ms_per_image, "total_s": time.perf_counter() - start})
-                print(f"  seed {seed} {cat.name:>8} {name:>9}: " + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in METRICS)
+                print(f"  seed {seed} {cat.name:>8} {label:>9}: " + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in METRICS)
                       + f" ({rows[-1]['total_s']:.1f} s)", flush=True)
     return pd.DataFrame(rows)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -25,7 +27,7 @@ from .detectors import Detector
 from .train import resolve_device
 
 __all__ = ["CategoryData", "load_category", "holdout_split", "Result", "run", "results_table", "pick_examples",
-           "category_names"]
+           "category_names", "Bootstrap", "bootstrap"]
 
 
 @dataclass
@@ -232,6 +234,81 @@ def center_crop(a: torch.Tensor, size: int | None) -> torch.Tensor:
 def results_table(results) -> pd.DataFrame:
     """One row per Result (Result.row), in the given order."""
     return pd.DataFrame([r.row() for r in results])
+
+
+@dataclass
+class Bootstrap:
+    """Bootstrap samples over test images (metrics.bootstrap) of several Results: samples[(label, dataset,
+    category)][metric] is an (n_boot,) array, values[...][metric] the metric on all test images. Every Result of a
+    category shares the same draws, so differences between methods are paired; categories are drawn
+    independently, and the mean over a dataset's categories is taken per draw."""
+
+    samples: dict
+    values: dict
+    level: float = 0.95
+
+    def _mean(self, label: str, dataset: str, metric: str) -> tuple[float, np.ndarray]:
+        keys = [k for k in self.samples if k[:2] == (label, dataset) and metric in self.samples[k]]
+        if not keys:
+            have = sorted({k[0] for k in self.samples if k[1] == dataset})
+            raise ValueError(f"no {metric} samples of {label!r} on {dataset!r}; have {have}")
+        return (float(np.mean([self.values[k][metric] for k in keys])),
+                np.mean([self.samples[k][metric] for k in keys], axis=0))
+
+    def table(self) -> pd.DataFrame:
+        """One row per method, dataset, metric and category (then 'mean', the mean over categories): value and
+        the bootstrap interval lo, hi at `level`."""
+        rows = []
+        for label, dataset in dict.fromkeys(k[:2] for k in self.samples):
+            keys = [k for k in self.samples if k[:2] == (label, dataset)]
+            for metric in dict.fromkeys(m for k in keys for m in self.samples[k]):
+                parts = [(k[2], self.values[k][metric], self.samples[k][metric]) for k in keys if metric in self.samples[k]]
+                for category, value, samples in [*parts, ("mean", *self._mean(label, dataset, metric))]:
+                    lo, hi = metrics_.interval(samples, self.level)
+                    rows.append({"method": label, "dataset": dataset, "metric": metric, "category": category,
+                                 "value": value, "lo": lo, "hi": hi})
+        return pd.DataFrame(rows)
+
+    def means(self, dataset: str, labels: dict | None = None) -> pd.DataFrame:
+        """The mean over the dataset's categories per method (rows; labels: method -> row name, also the order)
+        and metric (columns), as text 'value [lo, hi]'."""
+        t = self.table()
+        t = t[(t.dataset == dataset) & (t.category == "mean")]
+        cells = t.assign(text=[f"{v:.3f} [{a:.3f}, {b:.3f}]" for v, a, b in zip(t.value, t.lo, t.hi)])
+        wide = cells.pivot(index="method", columns="metric", values="text")
+        order = list(labels) if labels is not None else list(dict.fromkeys(t.method))
+        wide = wide.reindex(order).rename(index=labels or {})
+        wide.columns.name, wide.index.name = None, None
+        return wide
+
+    def margin(self, method: str, others, dataset: str, metrics=("image_auroc", "pixel_auroc")) -> pd.DataFrame:
+        """`method` minus the best of `others` (the one with the highest mean over categories), per metric, on
+        the mean over the dataset's categories: rows metric, best, difference, lo, hi (paired interval); the
+        method is ahead beyond the spread of the test images when lo > 0."""
+        rows = []
+        for metric in metrics:
+            value, samples = self._mean(method, dataset, metric)
+            best = max(others, key=lambda o: self._mean(o, dataset, metric)[0])
+            other, other_samples = self._mean(best, dataset, metric)
+            lo, hi = metrics_.interval(samples - other_samples, self.level)
+            rows.append({"metric": metric, "best": best, "difference": value - other, "lo": lo, "hi": hi})
+        return pd.DataFrame(rows).set_index("metric")
+
+
+def bootstrap(results, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Bootstrap:
+    """Bootstrap image AUROC and (where the masks have anomalous pixels) pixel AUROC of each Result over its test
+    images (metrics.bootstrap, n_boot draws from `seed`)."""
+    samples, values = {}, {}
+    for r in results:
+        key = (r.label, r.dataset, r.category)
+        if key in samples:
+            raise ValueError(f"two results for {key}: give each a label of its own (experiments.run(label=...))")
+        pixels = (r.maps, r.masks) if bool(r.masks.any()) else ()
+        draws = [seed, zlib.crc32(f"{r.dataset}/{r.category}".encode())]   # categories drawn independently
+        out = metrics_.bootstrap(r.scores, r.labels, *pixels, n_boot=n_boot, seed=draws)
+        samples[key] = {m: out[m] for m in ("image_auroc", "pixel_auroc") if m in out}
+        values[key] = {m: r.metrics[m] for m in samples[key]}
+    return Bootstrap(samples, values, level)
 
 
 def pick_examples(test: ImageSet, n: int, *, per_defect: bool = True) -> list[int]:

@@ -53,6 +53,19 @@ def test_profile_tables_differ_where_the_papers_do():
     assert configs.get("cpu", "scoredd_mnist").categories_of("mnist") == tuple(range(10))
 
 
+def test_one_embedded_benchmark_for_every_method_and_fewer_categories_for_the_ablations():
+    """#14: SPR, Score-DD and DDAD read the same images of the embedded benchmark at one size on the cpu profile
+    (every category; held-out normal images of the same count for SPR and Score-DD); the ablation notebooks a subset."""
+    spr, sdd, ddad = (configs.get("cpu", e) for e in ("spr", "scoredd_images", "ddad"))
+    assert spr.datasets == sdd.datasets == ddad.datasets == ("embedded",)
+    assert spr.size == spr.eval_size == sdd.size == ddad.size == 32 and spr.holdout == sdd.n_val == 20
+    assert spr.categories_of("embedded") == sdd.categories_of("embedded") == ddad.categories_of("embedded") == ()
+    assert spr.categories_of("embedded", ablation=True) == sdd.categories_of("embedded", ablation=True) \
+        == ("brick", "grass", "digit3")
+    assert ddad.categories_of("embedded", ablation=True) == ()         # none configured: every category
+    assert configs.get("paper", "spr").categories_of("mvtec", ablation=True) == ()
+
+
 def test_fast_profile_is_the_paper_profile_with_the_fast_recipe():
     """'fast': the paper's data, resolution and network; FAST_RECIPE's training for a tenth of the epochs."""
     for name in ("spr", "ddad", "scoredd_images", "scoredd_mnist"):
@@ -85,8 +98,8 @@ def test_spr_detector_per_profile_and_dataset():
     assert t.milestones == (1000, 2000) and bt.train.milestones == ()          # lr steps on MVTec AD only
     assert (mv.k, mv.n, mv.kernel, mv.out_size, mv.resize, mv.padding, mv.checkpoint) == \
         (1e-3, 3, 31, 256, "lanczos", "reflect", None)                          # SPR Sec. 5.3
-    cpu = cpu_cfg.detector("textures", n_train=180)
-    assert cpu.train.epochs == 20 and (cpu.kernel, cpu.out_size) == (5, 48)   # 12 steps x 20 = 240 steps
+    cpu = cpu_cfg.detector("embedded", n_train=180)
+    assert cpu.train.epochs == 20 and (cpu.kernel, cpu.out_size) == (3, 32)   # 12 x 20 = 240 steps; 31 x 32 / 256
     assert cpu_cfg.detector("folder", n_train=25).train.epochs == 120         # small folders train longer
     official = cpu_cfg.replace(protocol="official").detector("textures", n_train=180)
     assert (official.resize, official.padding) == ("bilinear", "zeros")

@@ -1,4 +1,5 @@
 """The experiments layer: category loading, hold-out split, run -> Result, examples."""
+import numpy as np
 import pytest
 import torch
 
@@ -107,3 +108,46 @@ def test_category_names_on_disk_are_the_categories_found(tmp_path):
     assert len(experiments.category_names("mvtec")) == 15
     with pytest.raises(experiments.data_.DatasetError, match="no btad category folder"):
         experiments.category_names("btad", None, (), tmp_path)
+
+
+def _result(label, category, shift, seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.tensor([0] * 20 + [1] * 20)
+    masks = torch.zeros(40, 6, 6, dtype=torch.bool)
+    masks[20:, 2:4, 2:4] = True
+    amaps = torch.randn(40, 6, 6, generator=g) + shift * masks
+    scores = amaps.flatten(1).amax(1)
+    return experiments.Result(label, "toy", category, amaps, scores, labels, masks,
+                              metrics.evaluate(amaps, masks, labels, pro=False), {}, {}, 0)
+
+
+def test_bootstrap_intervals_and_paired_margin():
+    base = [_result("base", c, 1.0, i) for i, c in enumerate("ab")]
+    better = [experiments.Result(**{**vars(r), "label": "better", "maps": r.maps + 2.0 * r.masks,
+                                    "scores": (r.maps + 2.0 * r.masks).flatten(1).amax(1)}) for r in base]
+    for r in better:
+        r.metrics = metrics.evaluate(r.maps, r.masks, r.labels, pro=False)
+    boot = experiments.bootstrap(base + better, n_boot=300)
+    table = boot.table().set_index(["method", "metric", "category"])
+    assert len(table) == 2 * 2 * 3                           # methods x metrics x (a, b, mean)
+    for (method, metric, category), row in table.iterrows():
+        assert row.lo <= row.value <= row.hi, (method, metric, category)
+        if category != "mean":
+            assert row.value == pytest.approx(next(r for r in base + better if (r.label, r.category) == (
+                method, category)).metrics[metric])
+    assert table.loc[("base", "image_auroc", "mean"), "value"] == pytest.approx(
+        sum(r.metrics["image_auroc"] for r in base) / 2)
+    means = boot.means("toy", {"better": "B", "base": "A"})
+    assert list(means.index) == ["B", "A"] and list(means.columns) == ["image_auroc", "pixel_auroc"]
+    row = table.loc[("base", "pixel_auroc", "mean")]
+    assert means.loc["A", "pixel_auroc"] == f"{row.value:.3f} [{row.lo:.3f}, {row.hi:.3f}]"
+    ahead = boot.margin("better", ["base"], "toy")
+    assert (ahead.best == "base").all() and (ahead.lo > 0).all() and (ahead.difference > 0).all()
+    tie = boot.margin("base", ["base"], "toy")
+    assert (tie.difference == 0).all() and (tie.lo == 0).all() and (tie.hi == 0).all()
+    a, b = (boot.samples["base", "toy", c]["image_auroc"] for c in "ab")
+    assert not np.allclose(a - a.mean(), b - b.mean())      # categories are drawn independently
+    with pytest.raises(ValueError, match="two results"):
+        experiments.bootstrap(base + base, n_boot=5)
+    with pytest.raises(ValueError, match="no image_auroc samples of 'nope'"):
+        boot.margin("nope", ["base"], "toy")

@@ -5,7 +5,7 @@ import torch
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from scoreviz.metrics import (aupro, average_precision, f1_max, image_auroc, pixel_auroc,
+from scoreviz.metrics import (aupro, average_precision, bootstrap, f1_max, image_auroc, interval, pixel_auroc,
                               pixel_average_precision, pixel_f1_max)
 
 EIGHT = np.ones((3, 3), dtype=int)
@@ -274,3 +274,40 @@ def test_other_bad_values_raise():
         aupro(maps, masks, fpr_limit=0.0)
     with pytest.raises(ValueError, match="fpr_limit"):
         aupro(maps, masks, fpr_limit=1.5)
+
+
+# ---------------------------------------------------------------- bootstrap over test images
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_bootstrap_matches_metrics_on_the_resampled_images(decimals):
+    """Every resample's exact AUROCs equal sklearn's on the images it draws (materialised with np.repeat)."""
+    maps, masks = random_case(3, n=10, h=9, w=11, decimals=decimals)
+    labels = masks.reshape(10, -1).any(1)
+    scores = maps.reshape(10, -1).max(1) + 0.3 * labels
+    out = bootstrap(scores, labels, maps, masks, n_boot=25, seed=4)
+    assert out["counts"].shape == (25, 10) and (out["counts"].sum(1) == 10).all()
+    for b in range(25):
+        idx = np.repeat(np.arange(10), out["counts"][b].astype(int))
+        assert labels[idx].sum() == labels.sum()            # stratified: as many anomalous images each time
+        assert out["image_auroc"][b] == pytest.approx(roc_auc_score(labels[idx], scores[idx]), abs=1e-12)
+        assert out["pixel_auroc"][b] == pytest.approx(
+            roc_auc_score(masks[idx].ravel(), maps[idx].ravel()), abs=1e-12)
+
+
+def test_bootstrap_is_paired_and_interval_covers_the_estimate():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 30)
+    a = rng.normal(size=60) + labels
+    b = a + 0.5 * labels                     # the same scores, anomalies raised: never a lower AUROC
+    one, two = bootstrap(a, labels, n_boot=400, seed=1), bootstrap(b, labels, n_boot=400, seed=1)
+    assert (one["counts"] == two["counts"]).all()           # same draws: differences are paired
+    assert "pixel_auroc" not in one
+    lo, hi = interval(one["image_auroc"])
+    assert lo < image_auroc(a, labels) < hi and hi - lo < 0.35
+    diff = two["image_auroc"] - one["image_auroc"]
+    assert (diff >= 0).all() and interval(diff)[0] > 0     # unpaired resamples would often be negative
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap(a, labels, n_boot=0)
+    with pytest.raises(ValueError, match="both classes"):
+        bootstrap(a, np.zeros(60))
+    with pytest.raises(ValueError, match="level"):
+        interval(one["image_auroc"], level=95)

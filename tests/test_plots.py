@@ -173,3 +173,18 @@ def test_scoredd_figures():
         plots.plot_path_frames(frames, frames[:2])
     ax = plots.plot_score_along_paths(torch.linspace(0.2, 0.1, 5), torch.arange(5.0), torch.ones(5))
     assert len(ax.lines) == 2 and ax.get_xlim() == pytest.approx((0.2, 0.1))   # reverse time runs to the right
+
+
+def test_intervals_one_marker_per_method_and_category_mean_last():
+    table = pd.DataFrame([{"method": m, "category": c, "value": v, "lo": v - 0.05, "hi": v + 0.02}
+                          for m, off in (("spr", 0.0), ("zscore", -0.1)) for c, v in
+                          (("mean", 0.85 + off), ("brick", 0.95 + off), ("face", 0.75 + off))])
+    ax = plots.plot_intervals(table, labels={"zscore": "z-score", "spr": "SPR"})
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["brick", "face", "mean"]
+    bars = ax.containers
+    assert len(bars) == 2 and [b.get_label() for b in bars] == ["z-score", "SPR"]
+    x, _ = bars[1].lines[0].get_data()                       # SPR's points, in row order
+    assert np.allclose(np.asarray(x, dtype=float), [0.95, 0.75, 0.85])
+    assert ax.get_ylim() == (2.5, -0.5)                      # brick on top, mean at the bottom
+    with pytest.raises(ValueError, match="missing"):
+        plots.plot_intervals(table.drop(columns="lo"))

@@ -35,8 +35,9 @@ class Settings:
     #: whether the 'fast' profile trains with FAST_RECIPE (False: 'fast' is 'paper', e.g. the 2-D experiments)
     FAST_TRAINING: ClassVar[bool] = True
     profile: str = "cpu"
-    datasets: tuple = ()            # datasets the experiment reads ('textures', 'mnist': embedded; else DATA_ROOT)
+    datasets: tuple = ()            # datasets the experiment reads ('embedded', 'mnist': embedded; else DATA_ROOT)
     categories: dict = field(default_factory=dict)   # {dataset: category names}; missing/empty: every category
+    ablation_categories: dict = field(default_factory=dict)  # the same for the ablation notebooks; missing: categories
     threads: int | None = None      # torch CPU threads (None: torch's default)
 
     @property
@@ -77,6 +78,7 @@ class Settings:
         add their own loops (grids, seeds, held-out images) cut to the fewest values that still take every path."""
         return {"train": {"epochs": 1}} if hasattr(self, "train") else {}
 
-    def categories_of(self, dataset: str) -> tuple:
-        """The configured category names of `dataset` (empty: every category of the dataset)."""
-        return tuple(self.categories.get(dataset, ()))
+    def categories_of(self, dataset: str, ablation: bool = False) -> tuple:
+        """The configured category names of `dataset` (empty: every category of the dataset); ablation: those
+        of the ablation notebooks (03, 04, 06), where ablation_categories names them."""
+        return tuple((ablation and self.ablation_categories.get(dataset)) or self.categories.get(dataset, ()))

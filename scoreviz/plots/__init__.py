@@ -7,7 +7,7 @@ they receive them. Tensors and arrays are both accepted.
 
 Submodules, one kind of figure each (every name is also available here, as `plots.plot_radar`):
 `style` (COLORS, use_style, save_figure), `plane` (2-D densities, paths, points, manifolds,
-restorations), `charts` (histograms, curves, radar charts, table heatmaps), `images` (image and
+restorations), `charts` (histograms, curves, radar charts, table heatmaps, intervals), `images` (image and
 anomaly-map grids, Score-DD's path frames).
 """
 from .charts import (
@@ -15,6 +15,7 @@ from .charts import (
     plot_curve,
     plot_error_curve,
     plot_histograms,
+    plot_intervals,
     plot_radar,
     plot_score_along_paths,
     plot_score_histogram,
@@ -45,6 +46,6 @@ __all__ = [
     "plot_density", "plot_trajectories", "plot_points", "plot_callout", "plot_path_pair", "plot_manifold",
     "plot_samples", "plot_projection", "plot_restoration",
     "plot_histograms", "plot_score_histogram", "plot_annulus", "plot_error_curve", "plot_curve", "plot_sigma_axis",
-    "plot_radar", "plot_table_heatmap", "plot_score_along_paths",
+    "plot_radar", "plot_table_heatmap", "plot_score_along_paths", "plot_intervals",
     "plot_anomaly_grid", "plot_image_grid", "plot_feature_distance_grid", "plot_path_frames",
 ]

@@ -1,4 +1,4 @@
-"""Charts of computed numbers: histograms, curves, radar charts, result-table heatmaps.
+"""Charts of computed numbers: histograms, curves, radar charts, result-table heatmaps, bootstrap intervals.
 
 Score histograms by label, the Gaussian annulus, restoration error and AUROC curves (with a top axis in
 SPR's noise std), SPR Fig. 6's radar chart, results tables as heatmaps, and Score-DD's score magnitude
@@ -16,7 +16,7 @@ import seaborn as sns
 from .style import COLORS, as_numpy, axes_or_new
 
 __all__ = ["plot_histograms", "plot_score_histogram", "plot_annulus", "plot_error_curve", "plot_curve",
-           "plot_sigma_axis", "plot_radar", "plot_table_heatmap", "plot_score_along_paths"]
+           "plot_sigma_axis", "plot_radar", "plot_table_heatmap", "plot_score_along_paths", "plot_intervals"]
 
 
 def plot_histograms(values: Mapping, *, ax=None, bins: int = 40, colors=None, log_scale: bool = False,
@@ -175,6 +175,33 @@ def plot_table_heatmap(table, *, ax=None, fmt: str = ".3f", cmap="YlGnBu", vmin:
     ax.tick_params(axis="y", rotation=0)
     if title:
         ax.set_title(title)
+    return ax
+
+
+def plot_intervals(table, *, ax=None, labels: Mapping | None = None, colors=None, xlabel: str = "AUROC"):
+    """Point estimates with their intervals, one row per category (the order of `table`, 'mean' last and bold)
+    and one marker per method, offset within the row: `table` has columns method, category, value, lo, hi (one
+    metric of experiments.Bootstrap.table()). labels: method -> legend label (also the order)."""
+    df = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    missing = {"method", "category", "value", "lo", "hi"} - set(df.columns)
+    if missing:
+        raise ValueError(f"table needs the columns method, category, value, lo, hi; missing {sorted(missing)}")
+    ax = axes_or_new(ax)
+    methods = list(labels) if labels is not None else list(dict.fromkeys(df["method"]))
+    cats = [c for c in dict.fromkeys(df["category"]) if c != "mean"] + (["mean"] if "mean" in set(df["category"]) else [])
+    colors = colors or sns.color_palette("colorblind", len(methods))
+    step = 0.7 / max(len(methods), 1)
+    for i, (method, color) in enumerate(zip(methods, colors)):
+        rows = df[df["method"] == method].set_index("category").reindex(cats)
+        y = np.arange(len(cats)) + (i - (len(methods) - 1) / 2) * step
+        ax.errorbar(rows["value"], y, xerr=[rows["value"] - rows["lo"], rows["hi"] - rows["value"]], fmt="o", ms=4,
+                    color=color, capsize=2, lw=1.2, label=(labels or {}).get(method, method))
+    ax.set_yticks(np.arange(len(cats)), cats)
+    for tick in ax.get_yticklabels():
+        tick.set_fontweight("bold" if tick.get_text() == "mean" else "normal")
+    ax.set_ylim(len(cats) - 0.5, -0.5)                  # first category on top (idempotent with sharey)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
     return ax
 
 

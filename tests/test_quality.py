@@ -27,6 +27,18 @@ def test_measure_runs_every_detector_on_the_same_images():
         quality.measure(["zscore"], "embedded", ["cat"], [0], size=16)
 
 
+def test_mnist_rows_use_notebook_07s_one_class_split():
+    cfg = configs.get("cpu", "scoredd_mnist")
+    rows = quality.measure(["pixel_nn"], "mnist", ["3"], [0], size=32)
+    cat = experiments.load_category("mnist", 3, size=32, seed=0, n_train=cfg.n_train, n_normal=cfg.n_test,
+                                    n_anomalous=cfg.n_test)
+    assert len(cat.train) == cfg.n_train and cat.test.labels.tolist() == [0] * cfg.n_test + [1] * cfg.n_test
+    direct = experiments.run(detectors.build("pixel_nn"), cat, dataset="mnist", seed=0, device="cpu")
+    assert rows.image_auroc.iloc[0] == direct.metrics["image_auroc"] and rows.pixel_auroc.isna().all()
+    assert quality.build("scoredd_mnist", "mnist", cat, 32, 0, "cpu").settings == \
+        cfg.detector(cfg.sde, cfg.sampler).settings
+
+
 def test_methods_are_built_from_the_cpu_profile():
     cat = experiments.load_category("embedded", "digit3", size=16, seed=0)
     ddad = quality.build("ddad", "embedded", cat, 16, 0, "cpu")

@@ -339,8 +339,8 @@ def _read_idx(folder: Path, stem: str, magic: int) -> np.ndarray:
 def load_mnist_files(root, digit, split, size=32, n_train=None, n_anomalous=None, n_normal=None) -> ImageSet:
     """One-class MNIST from the four idx files in `root` (gzipped or not): train = every training image of
     `digit` (the first n_train, if given); test = all test images, label 1 where the digit differs (defect_type =
-    that digit; only the first n_anomalous of them, if given; of the digit's own, the first n_normal). Images are resized 28 -> size (Lanczos;
-    Score-DD resizes MNIST to 32), 1 channel in [-1, 1]; masks are empty."""
+    that digit; only the first n_anomalous of them, if given; of the digit's own, the first n_normal). Images are
+    resized 28 -> size (Lanczos; Score-DD resizes MNIST to 32), 1 channel in [-1, 1]; masks are empty."""
     root = Path(root).expanduser()
     if str(digit) not in CATEGORIES["mnist"]:
         raise DatasetError(f"unknown MNIST digit {digit!r}; expected one of 0..9")
@@ -356,7 +356,8 @@ def load_mnist_files(root, digit, split, size=32, n_train=None, n_anomalous=None
     if split == "train":
         idx = np.flatnonzero(y == digit)[:n_train]
     else:
-        idx = np.sort(np.concatenate([np.flatnonzero(y == digit)[:n_normal], np.flatnonzero(y != digit)[:n_anomalous]]))
+        own, other = np.flatnonzero(y == digit)[:n_normal], np.flatnonzero(y != digit)[:n_anomalous]
+        idx = np.sort(np.concatenate([own, other]))
     imgs = x[idx]
     hw = size_hw(size)
     if hw is not None and imgs.shape[1:] != hw:

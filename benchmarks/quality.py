@@ -5,6 +5,7 @@
     python -m benchmarks.quality --dataset mvtec --root ../shared/data --categories bottle --size 64
     python -m benchmarks.quality --detectors spr scoredd_ve ddad zscore patch_nn --size 32 --holdout 20
     python -m benchmarks.quality --dataset mvtec --root ../shared/data --categories bottle --detectors spr --epochs 300
+    python -m benchmarks.quality --detectors scoredd_ve --size 32 --holdout 20 --seeds 0 --set schedule=cosine warmup=20
     python -m benchmarks.quality --dataset mnist --detectors scoredd_mnist pixel_nn --size 32 --categories 0 3
 
 Every detector sees the same images of a (dataset, category, seed): experiments.load_category, then
@@ -31,6 +32,7 @@ import numpy as np
 
 from scoreviz import configs, data, detectors, experiments, selection
 from scoreviz.machine import atomic_csv, machine_info
+from scoreviz.train import TrainConfig
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
@@ -41,13 +43,14 @@ METHODS = ("spr", "scoredd_ve", "scoredd_vp", "scoredd_subvp", "ddad", "scoredd_
 _SAMPLER = {"ve": "flow", "vp": "sde", "subvp": "flow"}
 
 
-def build(name: str, dataset: str, cat, size: int, seed: int, device: str, epochs: int | None = None):
-    """A detector by name: a method with the cpu profile's settings at `size` (and `epochs` training epochs, if
-    given, instead of the profile's), or a registered detector with its defaults. SPR is fitted here and scored at
+def build(name: str, dataset: str, cat, size: int, seed: int, device: str, train: dict | None = None):
+    """A detector by name: a method with the cpu profile's settings at `size` (its training settings changed by
+    `train`, e.g. {"epochs": 100}), or a registered detector with its defaults. SPR is fitted here and scored at
     its label-free k (selection.k_criterion on the held-out images)."""
-    train = {} if epochs is None else {"train": {"epochs": epochs}}
+    changes = {"train": train} if train else {}
     if name == "spr":
-        cfg = configs.get("cpu", "spr", size=size, eval_size=size, **train, **({"min_steps": 0} if train else {}))
+        cfg = configs.get("cpu", "spr", size=size, eval_size=size, **changes,
+                          **({"min_steps": 0} if "epochs" in (train or {}) else {}))
         det = cfg.detector(dataset, cat.name, n_train=len(cat.train)).fit(cat.train.images, device=device, seed=seed,
                                                                           tag=f"spr-{dataset}-{cat.name}")
         if cat.holdout is None:
@@ -55,21 +58,22 @@ def build(name: str, dataset: str, cat, size: int, seed: int, device: str, epoch
         crit = selection.detector_k_criterion(det, cat.holdout.images, np.logspace(*cfg.k_grid), seed=seed)
         return det.replace(k=selection.select_k(crit))
     if name == "scoredd_mnist":
-        cfg = configs.get("cpu", "scoredd_mnist", size=size, **train)
+        cfg = configs.get("cpu", "scoredd_mnist", size=size, **changes)
         return cfg.detector(cfg.sde, cfg.sampler)
     if name.startswith("scoredd_"):
         sde = name.removeprefix("scoredd_")
-        return configs.get("cpu", "scoredd_images", size=size, **train).detector(sde, _SAMPLER[sde])
+        return configs.get("cpu", "scoredd_images", size=size, **changes).detector(sde, _SAMPLER[sde])
     if name == "ddad":
-        return configs.get("cpu", "ddad", size=size, **train).detector(dataset, cat.name)
+        return configs.get("cpu", "ddad", size=size, **changes).detector(dataset, cat.name)
     return detectors.build(name)
 
 
 def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, device="cpu",
-            epochs: int | None = None) -> pd.DataFrame:
+            train: dict | None = None) -> pd.DataFrame:
     """One row per detector x category x seed: methods (METHODS) with the cpu profile's settings, other names
-    built by the registry with default settings. With `epochs`, a method's rows are labelled 'name (E ep)', so
-    they sit beside the cpu profile's rows instead of replacing them."""
+    built by the registry with default settings. With `train` (training settings changed, e.g. {"epochs": 100}),
+    a method's rows are labelled by the change, 'name (100 ep)', so they sit beside the cpu profile's rows instead
+    of replacing them."""
     rows, split = [], {}
     if dataset == "mnist":                  # notebook 07's one-class split
         mnist = configs.get("cpu", "scoredd_mnist")
@@ -80,16 +84,24 @@ def measure(names, dataset, categories, seeds, *, size, root=None, holdout=0, de
                                             **split)
             for name in names:
                 start = time.perf_counter()
-                det = build(name, dataset, cat, size, seed, device, epochs)
+                det = build(name, dataset, cat, size, seed, device, train)
                 fit_s = time.perf_counter() - start if det.fitted else 0.0
                 r = experiments.run(det, cat, dataset=dataset, seed=seed, device=device)
-                label = name if epochs is None or name not in METHODS else f"{name} ({epochs} ep)"
+                label = _label(name, train)
                 rows.append({"detector": label, "dataset": dataset, "category": cat.name, "seed": seed, "size": size,
                              **{m: r.metrics.get(m) for m in METRICS}, "fit_s": fit_s + r.seconds["fit"],
                              "ms_per_image": r.ms_per_image, "total_s": time.perf_counter() - start})
                 print(f"  seed {seed} {cat.name:>8} {label:>9}: " + ", ".join(f"{m} {rows[-1][m]:.3f}" for m in METRICS)
                       + f" ({rows[-1]['total_s']:.1f} s)", flush=True)
     return pd.DataFrame(rows)
+
+
+def _label(name: str, train: dict | None) -> str:
+    """A method's row label under changed training settings: 'spr (100 ep, schedule=cosine)'."""
+    if not train or name not in METHODS:
+        return name
+    parts = [f"{train['epochs']} ep"] if "epochs" in train else []
+    return f"{name} ({', '.join(parts + [f'{k}={v}' for k, v in train.items() if k != 'epochs'])})"
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -123,14 +135,21 @@ def main(argv=None) -> None:
     p.add_argument("--holdout", type=int, default=0, help="held-out normal images (SPR's label-free k needs them)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every method (default: the cpu profile's)")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="other training settings of every method (TrainConfig), e.g. schedule=cosine warmup=20")
     args = p.parse_args(argv)
+    train = TrainConfig.parse_settings(args.set)
+    if "epochs" in train:
+        raise SystemExit("--set epochs=N: give the epochs with --epochs N")
+    if args.epochs is not None:
+        train = {"epochs": args.epochs, **train}
     torch.set_num_threads(args.threads)
     if set(args.detectors) & set(METHODS):      # time real training: a fresh model cache, no hits from earlier runs
         os.environ["SCOREVIZ_CACHE"] = tempfile.mkdtemp(prefix="quality-")
     categories = args.categories or list(data.categories(args.dataset))
     start = time.time()
     rows = measure(args.detectors, args.dataset, categories, args.seeds, size=args.size, root=args.root,
-                   holdout=args.holdout, epochs=args.epochs)
+                   holdout=args.holdout, train=train or None)
     out = HERE / "quality" / f"{args.dataset}-{args.size}px.csv"
     out.parent.mkdir(exist_ok=True)
     if out.exists():                                       # keep other detectors' rows, replace these

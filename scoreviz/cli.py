@@ -57,25 +57,6 @@ def _reproduce(args) -> int:
     return run(books, out, params, cache=out.parent / ".cache", jobs=args.jobs, refresh_figures=figures)
 
 
-def _parse_settings(pairs: list[str]) -> dict:
-    import dataclasses
-    import json
-
-    from .train import TrainConfig
-
-    valid = {f.name for f in dataclasses.fields(TrainConfig)}
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in valid:
-            raise SystemExit(f"--set takes KEY=VALUE with KEY one of: {', '.join(sorted(valid))}; got {pair!r}")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
 def _train(args) -> int:
     """DSM training of one model on one dataset category; torchrun starts one process per GPU."""
     import json
@@ -86,7 +67,7 @@ def _train(args) -> int:
 
     from . import data, nets, sde, train
 
-    cfg = train.TrainConfig(**_parse_settings(args.set))
+    cfg = train.TrainConfig(**train.TrainConfig.parse_settings(args.set))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = args.device
     if world > 1:

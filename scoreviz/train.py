@@ -66,6 +66,22 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
 
+    @staticmethod
+    def parse_settings(pairs: list[str] | None, option: str = "--set") -> dict:
+        """Command-line settings 'KEY=VALUE' (VALUE read as JSON where it parses, else as text) -> {KEY: value};
+        an unknown KEY or a pair without '=' exits with a message that lists the valid keys."""
+        valid = {f.name for f in dataclasses.fields(TrainConfig)}
+        out = {}
+        for pair in pairs or []:
+            key, sep, value = pair.partition("=")
+            if not sep or key not in valid:
+                raise SystemExit(f"{option} takes KEY=VALUE with KEY one of: {', '.join(sorted(valid))}; got {pair!r}")
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                out[key] = value
+        return out
+
     def replace(self, **changes) -> "TrainConfig":
         """A copy with some settings changed (unknown names raise TypeError)."""
         return dataclasses.replace(self, **changes)

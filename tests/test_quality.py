@@ -49,10 +49,12 @@ def test_methods_are_built_from_the_cpu_profile():
         quality.build("spr_x", "embedded", cat, 16, 0, "cpu")
 
 
-def test_epochs_override_every_methods_training():
+def test_training_changes_reach_every_methods_training():
     cat = experiments.load_category("embedded", "digit3", size=16, seed=0)
-    assert quality.build("ddad", "embedded", cat, 16, 0, "cpu", epochs=7).train.epochs == 7
-    assert quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu", epochs=7).train.epochs == 7
+    assert quality.build("ddad", "embedded", cat, 16, 0, "cpu", {"epochs": 7}).train.epochs == 7
+    assert quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu", {"epochs": 7}).train.epochs == 7
+    fast = quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu", {"schedule": "cosine", "warmup": 20}).train
+    assert (fast.schedule, fast.warmup, fast.epochs) == ("cosine", 20, configs.get("cpu", "scoredd_images").train.epochs)
     assert quality.build("scoredd_ve", "embedded", cat, 16, 0, "cpu").train.epochs == \
         configs.get("cpu", "scoredd_images").train.epochs
 
@@ -61,5 +63,14 @@ def test_rows_of_an_epochs_run_sit_beside_the_profiles_rows(tmp_path, monkeypatc
     """--epochs labels a method's rows 'name (E ep)' (baselines keep their name), so a longer-training run does not
     replace the cpu profile's rows in the same CSV."""
     monkeypatch.setenv("SCOREVIZ_CACHE", str(tmp_path))
-    rows = quality.measure(["ddad", "zscore"], "embedded", ["digit3"], [0], size=16, epochs=1)
+    rows = quality.measure(["ddad", "zscore"], "embedded", ["digit3"], [0], size=16, train={"epochs": 1})
     assert rows.detector.tolist() == ["ddad (1 ep)", "zscore"]
+    assert quality._label("spr", {"epochs": 9, "schedule": "cosine", "ema_warmup": True}) == \
+        "spr (9 ep, schedule=cosine, ema_warmup=True)"
+
+
+def test_bad_training_settings_stop_before_any_work():
+    with pytest.raises(SystemExit, match="--set takes KEY=VALUE with KEY one of: .*warmup"):
+        quality.main(["--set", "warmups=3"])
+    with pytest.raises(SystemExit, match="give the epochs with --epochs N"):
+        quality.main(["--set", "epochs=3"])

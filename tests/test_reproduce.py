@@ -1,5 +1,6 @@
 """scoreviz reproduce on tiny throw-away notebooks: caching, failures, report, interruption, parameters, console."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,6 +117,28 @@ def test_params_are_typed_and_unknown_names_refused(tmp_path, capsys):
     assert main(args + ["--param", "CHECKPOINT=/w"] + ["--out", str(tmp_path / "runs" / "b")]) == 1
     msg = capsys.readouterr().err
     assert "unknown --param CHECKPOINT:" in msg and "CHECKPOINTS, FLAG, NAME, OUT_DIR, PROFILE, RATE, SEED" in msg
+    assert not (tmp_path / "runs" / "b").exists()
+
+
+@pytest.mark.timeout(300)
+def test_jobs_runs_notebooks_side_by_side_and_warns_on_too_few_cores(tmp_path, capsys, monkeypatch):
+    books = tmp_path / "nb"
+    books.mkdir()
+    flag = tmp_path / "second_started"
+    # 01 finishes only once 02 has started: with one job at a time it would time out and fail
+    _notebook(books / "01_waits.ipynb", "import os, time\nt = time.time() + 60\n"
+              f"while not os.path.exists({str(flag)!r}):\n    assert time.time() < t, 'ran alone'\n    time.sleep(0.2)")
+    _notebook(books / "02_starts.ipynb", f"open({str(flag)!r}, 'w').close()")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    args = ["reproduce", "--notebooks", str(books), "--device", "cpu"]
+    assert main(args + ["--out", str(tmp_path / "runs" / "a"), "--jobs", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert re.search(r"\[1/2\] 01_waits +ok", out) and re.search(r"\[2/2\] 02_starts +ok", out), out
+    assert "2 passed, 0 failed" in out
+    assert "warning: --jobs 2 on 2 CPU cores" in err and "--jobs 1" in err
+    assert (tmp_path / "runs" / "a" / "01_waits" / "01_waits.ipynb").is_file()
+    assert main(args + ["--out", str(tmp_path / "runs" / "b"), "--jobs", "0"]) == 1
+    assert "--jobs takes a number of notebooks >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "runs" / "b").exists()
 
 

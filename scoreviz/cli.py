@@ -48,8 +48,8 @@ def _reproduce(args) -> int:
     cores = os.cpu_count() or 1
     if args.jobs > 1 and cores < 2 * args.jobs:  # the cpu profile's Score-DD and DDAD notebooks use 2 threads each
         print(f"warning: --jobs {args.jobs} on {cores} CPU cores: notebooks that use 2 threads then compete for "
-              "the cores and the run gets slower, not faster (measured on 2 cores: see the README, 'scoreviz reproduce' "
-              "timings); use --jobs 1 or a machine with 2 cores per job", file=sys.stderr)
+              "the cores and the run gets slower, not faster (measured on 2 cores: see the README, "
+              "'scoreviz reproduce' timings); use --jobs 1 or a machine with 2 cores per job", file=sys.stderr)
     if args.profile != "cpu":
         check_paper_data(books, args.data_root)
     out = Path(args.out or f"runs/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
@@ -185,7 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", help="output folder (default runs/<profile>-<timestamp>)")
     p.add_argument("--notebooks", default=str(_default_notebook_dir()), help="folder with the notebooks")
-    p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default 1; more only with 2 CPU cores per job)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="notebooks run at the same time (default 1; more only with 2 CPU cores per job)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="another notebook parameter, e.g. CHECKPOINTS=/data/spr_weights or SEED=1 (typed as "
                         "papermill's -p: int, float, True/False/None, else a string; given to the notebooks that "

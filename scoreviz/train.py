@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = ["TrainConfig", "TrainResult", "SCHEDULES", "learning_rate", "train", 
            "save_checkpoint", "load_checkpoint", "load_score_model", "model_config", "resolve_device", "fit_score_model"]
 
 CKPT_NAME = "checkpoint.pt"
+KEY_NAME = "key.json"           # train_cached's key of the folder's model
 SCHEDULES = ("step", "cosine")
 FORMAT = "scoreviz-checkpoint-1"
 
@@ -383,14 +385,40 @@ def train_cached(model: ScoreModel, data, cfg: TrainConfig, *, tag: str = "model
     """train() into a folder named by a hash of (model, SDE, training settings, epochs, data).
 
     The same model on the same data is trained once and reused by every notebook; an interrupted
-    training resumes from its checkpoint. The folder is root/<tag>-<hash12>.
+    training resumes from its checkpoint. The folder is root/<tag>-<hash12>. A longer run of a model whose
+    learning rate does not depend on the run's length (any schedule but 'cosine') starts from the longest
+    finished shorter run of it in root (copied, exact: the same weights as training from scratch).
     """
     x = _training_data(data)
     key = {"model": model_config(model), "train": cfg.identity(), "epochs": cfg.epochs,
            "data": [list(x.shape), _data_hash(x)]}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     out = Path(root or cache_dir()) / f"{tag}-{digest}"
+    if not (out / CKPT_NAME).exists():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / KEY_NAME).write_text(json.dumps(key, sort_keys=True))
+        if cfg.schedule != "cosine":
+            _start_from_shorter_run(out, key)
     return train(model, x, cfg, out_dir=out, device=device, progress=progress)
+
+
+def _start_from_shorter_run(out: Path, key: dict) -> None:
+    """Copy into `out` the checkpoint of the longest finished run in out's parent folder that differs from `key`
+    only by fewer epochs; train() then resumes it."""
+    best, best_epochs = None, 0
+    for other in out.parent.glob(f"*/{KEY_NAME}"):
+        try:
+            k = json.loads(other.read_text())
+        except (OSError, ValueError):
+            continue
+        e = k.get("epochs", 0)
+        if {**k, "epochs": key["epochs"]} == key and best_epochs < e < key["epochs"] \
+                and (other.parent / CKPT_NAME).exists() and load_checkpoint(other.parent / CKPT_NAME)["epoch"] == e:
+            best, best_epochs = other.parent / CKPT_NAME, e
+    if best is not None:
+        tmp = out / f".{CKPT_NAME}.tmp-{os.getpid()}"
+        shutil.copyfile(best, tmp)
+        os.replace(tmp, out / CKPT_NAME)
 
 
 def fit_score_model(preset: str, sde, images: torch.Tensor, cfg: TrainConfig, *, net_kwargs: dict | None = None,

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -238,6 +239,35 @@ def test_train_cached_reuses_the_same_model(tmp_path):
     model3, _ = _small_setup(dropout=0.0)
     train_cached(model3, data, TrainConfig(**{**CFG, "epochs": 3}), tag="t", root=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2  # other epochs: another model
+
+
+@pytest.mark.parametrize("recipe", [{"warmup": 3, "ema_warmup": True}, {"schedule": "cosine"}],
+                         ids=["step", "cosine"])
+def test_a_longer_run_starts_from_the_shorter_one_unless_its_lr_depends_on_the_length(tmp_path, monkeypatch, recipe):
+    """train_cached with more epochs continues a finished shorter run of the same model and data (step schedule,
+    its milestone at epoch 3 crossed by the extension), with the same weights and losses as 4 epochs from
+    scratch. A cosine schedule depends on the run's length, so its longer run starts afresh."""
+    import scoreviz.train as train_module
+
+    starts, real_train = [], train_module.train
+
+    def spy(model, x, cfg, *, out_dir, **kw):            # the epoch each call of train() starts from
+        ckpt = Path(out_dir) / "checkpoint.pt"
+        starts.append(load_checkpoint(ckpt)["epoch"] if ckpt.exists() else 0)
+        return real_train(model, x, cfg, out_dir=out_dir, **kw)
+
+    monkeypatch.setattr(train_module, "train", spy)
+    model, data = _small_setup()
+    cache = tmp_path / "cache"
+    shorter = train_cached(model, data, TrainConfig(**{**CFG, "epochs": 2}, **recipe), tag="t", root=cache)
+    train_cached(_small_setup()[0], data * 0.5, TrainConfig(**CFG, **recipe), tag="t", root=cache)  # other data
+    longer = train_cached(_small_setup()[0], data, TrainConfig(**CFG, **recipe), tag="t", root=cache)
+    fresh = train_cached(_small_setup()[0], data, TrainConfig(**CFG, **recipe), tag="t", root=tmp_path / "alone")
+    assert starts == [0, 0, 0 if recipe.get("schedule") == "cosine" else 2, 0]
+    assert longer.history == fresh.history and len(longer.history) == 4
+    for a, b in zip(longer.ema.state_dict().values(), fresh.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    assert (longer.history[:2] == shorter.history) == (recipe.get("schedule") != "cosine")
 
 
 def test_gpu_settings_bf16_and_channels_last_train_on_cpu(tmp_path):

@@ -67,45 +67,66 @@ def measure(categories, epochs, recipes, *, size=32, seed=0, up_to: dict | None 
     return pd.DataFrame(rows)
 
 
-def reach(rows: pd.DataFrame, target: str = "paper", fast: str = "fast") -> pd.DataFrame:
-    """Per category: the target recipe's final image AUROC (its longest budget) and training seconds, and the first
-    budget of `fast` at or above that AUROC, with its seconds as a share of the target's (NaN: never reached)."""
+def reach(rows: pd.DataFrame, metric: str = "image_auroc", target: str = "paper", fast: str = "fast") -> pd.DataFrame:
+    """Per category: the target recipe's final `metric` (at its longest budget) and training seconds, and the first
+    budget of `fast` at or above it, with its seconds as a share of the target's (NaN: never reached)."""
     out = []
     for name, part in rows.groupby("category", sort=False):
         final = part[part.recipe == target].sort_values("epochs").iloc[-1]
-        hit = part[(part.recipe == fast) & (part.image_auroc >= final.image_auroc)].sort_values("train_s")
-        first = hit.iloc[0] if len(hit) else None
-        out.append({"category": name, f"{target} epochs": final.epochs, f"{target} AUROC": final.image_auroc,
-                    f"{target} s": final.train_s, f"{fast} epochs": first.epochs if first is not None else np.nan,
-                    f"{fast} AUROC": first.image_auroc if first is not None else np.nan,
-                    f"{fast} s": first.train_s if first is not None else np.nan,
-                    "share of time": first.train_s / final.train_s if first is not None else np.nan})
+        hit = part[(part.recipe == fast) & (part[metric] >= final[metric])].sort_values("train_s")
+        first = hit.iloc[0] if len(hit) else pd.Series({"epochs": np.nan, metric: np.nan, "train_s": np.nan})
+        out.append({"category": name, f"{target} epochs": final.epochs, f"{target} {metric}": final[metric],
+                    f"{target} s": final.train_s, f"{fast} epochs": first.epochs, f"{fast} {metric}": first[metric],
+                    f"{fast} s": first.train_s, "share of time": first.train_s / final.train_s})
     return pd.DataFrame(out)
 
 
 def figure(rows: pd.DataFrame, baselines: dict | None = None):
+    """Image AUROC (top) and pixel AUROC (bottom) against training seconds, one column per category: the paper
+    recipe's final value (dashed), a fifth of its training time (dotted) and the baselines (gray)."""
     cats = list(dict.fromkeys(rows.category))
-    fig, axes = plt.subplots(1, len(cats), figsize=(5.2 * len(cats), 4), squeeze=False)
-    for ax, name in zip(axes[0], cats):
+    fig, axes = plt.subplots(2, len(cats), figsize=(5.2 * len(cats), 7.6), squeeze=False)
+    for col, name in enumerate(cats):
         part_of = rows[rows.category == name]
-        for recipe, part in part_of.groupby("recipe", sort=False):
-            plots.plot_curve(part.train_s, part.image_auroc, ax=ax, label=recipe, logx=True,
-                             xlabel="training seconds (this CPU)", ylabel="image AUROC (label-free k)")
         paper = part_of[part_of.recipe == "paper"].sort_values("epochs")
-        if len(paper):                  # the paper recipe's final quality, and a fifth of its time
-            last = paper.iloc[-1]
-            ax.axhline(last.image_auroc, color="black", ls="--", lw=0.8)
-            ax.axvline(last.train_s / 5, color="black", ls=":", lw=0.8)
-            ax.text(last.train_s / 5, ax.get_ylim()[0], " 1/5 of paper's time", fontsize=7, rotation=90,
-                    va="bottom", ha="right")
-        for b, value in (baselines or {}).get(name, {}).items():
-            ax.axhline(value, color="gray", ls=":", lw=1)
-            ax.text(1.0, value, f"{b} ", va="bottom", ha="right", fontsize=8, color="gray",
-                    transform=ax.get_yaxis_transform())
-        ax.set_title(f"SPR on embedded/{name}")
-        ax.legend(fontsize=8)
+        for ax, metric in zip(axes[:, col], ("image_auroc", "pixel_auroc")):
+            for recipe, part in part_of.groupby("recipe", sort=False):
+                plots.plot_curve(part.train_s, part[metric], ax=ax, label=recipe, logx=True,
+                                 xlabel="training seconds (this CPU)",
+                                 ylabel=metric.replace("_auroc", " AUROC") + " (label-free k)")
+            if len(paper):
+                last = paper.iloc[-1]
+                ax.axhline(last[metric], color="black", ls="--", lw=0.8)
+                ax.axvline(last.train_s / 5, color="black", ls=":", lw=0.8)
+                ax.text(last.train_s / 5, 0.02, " 1/5 of paper's time", fontsize=7, rotation=90, va="bottom",
+                        ha="right", transform=ax.get_xaxis_transform())
+            for b, value in (baselines or {}).get((name, metric), {}).items():
+                ax.axhline(value, color="gray", ls=":", lw=1)
+                ax.text(0.0, value, f" {b}", va="bottom", ha="left", fontsize=8, color="gray",
+                        transform=ax.get_yaxis_transform())
+            ax.set_title(f"SPR on embedded/{name}: {metric.replace('_auroc', '')} AUROC")
+            ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def save(rows: pd.DataFrame, size: int) -> None:
+    """rows to quality/convergence.csv (the other categories' rows of earlier runs kept), the figure beside it with
+    the baselines' seed-0 rows of quality/embedded-<size>px.csv."""
+    out = HERE / "quality"
+    out.mkdir(exist_ok=True)
+    if (out / "convergence.csv").exists():
+        old = pd.read_csv(out / "convergence.csv")
+        rows = pd.concat([old[~old.category.isin(rows.category.unique())], rows], ignore_index=True)
+    atomic_csv(rows, out / "convergence.csv", index=False)
+    lines = {}
+    if (out / f"embedded-{size}px.csv").exists():
+        base = pd.read_csv(out / f"embedded-{size}px.csv")
+        base = base[(base.seed == 0) & base.detector.isin(["zscore", "patch_nn"])]
+        for (cat, det), part in base.groupby(["category", "detector"]):
+            for metric in ("image_auroc", "pixel_auroc"):
+                lines.setdefault((cat, metric), {})[det] = part[metric].mean()
+    plots.save_figure(figure(rows, lines), "convergence", out)
 
 
 def main(argv=None) -> None:
@@ -127,29 +148,19 @@ def main(argv=None) -> None:
             raise SystemExit(f"--up-to {item}: expected RECIPE=EPOCHS with RECIPE one of {', '.join(RECIPES)}")
         up_to[recipe] = int(e)
     rows = measure(args.categories, args.epochs, args.recipes, size=args.size, up_to=up_to)
-    out = HERE / "quality"
-    out.mkdir(exist_ok=True)
-    if (out / "convergence.csv").exists():           # keep the other categories' rows of earlier runs
-        old = pd.read_csv(out / "convergence.csv")
-        rows = pd.concat([old[~old.category.isin(args.categories)], rows], ignore_index=True)
-    atomic_csv(rows, out / "convergence.csv", index=False)
-    base = pd.read_csv(out / f"embedded-{args.size}px.csv") if (out / f"embedded-{args.size}px.csv").exists() else None
-    lines = {}
-    if base is not None:
-        base = base[(base.seed == 0) & base.detector.isin(["zscore", "patch_nn"])]
-        base = base.groupby(["category", "detector"]).image_auroc.mean()
-        lines = {c: {d: v for (cc, d), v in base.items() if cc == c} for c in rows.category.unique()}
-    plots.save_figure(figure(rows, lines), "convergence", out)
+    save(rows, args.size)
     info = machine_info()
-    table = rows.pivot_table(index=["category", "epochs"], columns="recipe", values=["train_s", "image_auroc"],
+    table = rows.pivot_table(index=["category", "epochs"], columns="recipe",
+                             values=["train_s", "image_auroc", "pixel_auroc"],
                              sort=False).round(3)
     text = (f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M}: convergence of training recipes (SPR, embedded, "
             f"{args.size} px, seed 0)\n\n{info['cpu']}, {args.threads} threads, commit {info.get('commit', '?')}; "
             f"command `python -m benchmarks.convergence {' '.join(argv if argv is not None else sys.argv[1:])}`; "
             f"figure `quality/convergence.png`\n\n```\n{table.to_string()}\n```\n")
     if {"paper", "fast"} <= set(rows.recipe):
-        text += ("\nThe fast recipe against the paper recipe's final image AUROC (`benchmarks.convergence.reach`):\n\n"
-                 f"```\n{reach(rows).round(3).to_string(index=False)}\n```\n")
+        for metric in ("image_auroc", "pixel_auroc"):
+            text += (f"\nThe fast recipe against the paper recipe's final {metric} (`benchmarks.convergence.reach`):"
+                     f"\n\n```\n{reach(rows, metric).round(3).to_string(index=False)}\n```\n")
     with open(HERE / "QUALITY.md", "a") as f:
         f.write(text)
     print(text)

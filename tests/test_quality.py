@@ -74,3 +74,17 @@ def test_bad_training_settings_stop_before_any_work():
         quality.main(["--set", "warmups=3"])
     with pytest.raises(SystemExit, match="give the epochs with --epochs N"):
         quality.main(["--set", "epochs=3"])
+
+
+def test_convergence_reach_finds_the_first_fast_budget_at_the_paper_recipes_final_value():
+    from benchmarks.convergence import reach
+
+    rows = pd.DataFrame({"category": ["a"] * 5 + ["b"] * 3,
+                         "recipe": ["paper", "paper", "fast", "fast", "fast", "paper", "fast", "fast"],
+                         "epochs": [100, 300, 10, 20, 40, 300, 10, 20],
+                         "train_s": [100.0, 300.0, 5.0, 10.0, 20.0, 300.0, 5.0, 10.0],
+                         "image_auroc": [0.95, 0.80, 0.70, 0.81, 0.90, 0.90, 0.5, 0.6]})
+    table = reach(rows).set_index("category")
+    assert table.loc["a", "paper image_auroc"] == 0.80         # the longest budget's value, not the best one
+    assert (table.loc["a", "fast epochs"], table.loc["a", "share of time"]) == (20, 10.0 / 300.0)
+    assert pd.isna(table.loc["b", "fast epochs"]) and pd.isna(table.loc["b", "share of time"])    # never reached

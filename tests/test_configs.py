@@ -171,7 +171,7 @@ def test_smoke_settings_cut_training_and_loops_but_keep_the_paths(profile):
         full, smoke = configs.get(profile, name), configs.get(profile, name, smoke=True)
         assert smoke.train.epochs == 1 and smoke.profile == full.profile and smoke.datasets == full.datasets
     spr = configs.get(profile, "spr", smoke=True)
-    assert spr.min_steps == 0 and spr.seeds == 1 and spr.size == configs.get(profile, "spr").size
+    assert spr.min_steps == 0 and spr.seeds == 2 and spr.size == configs.get(profile, "spr").size  # 04: spreads
     ddad = configs.get(profile, "ddad", smoke=True).detector("mvtec", "bottle")   # the README's epochs, capped
     assert ddad.train.epochs == 1 and ddad.fe_epochs <= 1
     full, smoke = configs.get(profile, "scoredd_images"), configs.get(profile, "scoredd_images", smoke=True)

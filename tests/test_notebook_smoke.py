@@ -37,8 +37,9 @@ def test_method_notebooks_run_on_a_folder(tmp_path, monkeypatch, capsys):
 def test_paper_profile_smoke_run_on_the_fixture(tmp_path, monkeypatch, capsys):
     """#17: notebook 05 in the paper profile at paper resolution with the paper network, on a generated DATA_ROOT:
     the released-weights path for MVTec AD (a gray category loaded as RGB for the 3-channel weights) and training
-    for BTAD (.bmp, ok/ko) and MPDD. The other notebooks' paper smoke runs take 3-36 min each on 2 cores, too long
-    for CI: they are run by hand (README, 'The paper profile without a GPU')."""
+    for BTAD (.bmp, ok/ko) and MPDD. The other notebooks' paper smoke runs take 40 s (03), 60 s (04), 220 s (07)
+    and 13-36 min (06, 08, 09) on 2 cores, more than CI's budget has left: they are run by hand (README, 'The paper
+    profile without a GPU')."""
     monkeypatch.setenv("SCOREVIZ_CACHE", str(tmp_path / "models"))
     root = make_fixture_root(tmp_path / "data", size=64, n_train=2, n_good=1, n_defect=1,
                              categories={"mvtec": ("grid",), "btad": ("01",), "mpdd": ("metal_plate",), "visa": ()})

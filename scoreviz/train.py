@@ -404,17 +404,20 @@ def train_cached(model: ScoreModel, data, cfg: TrainConfig, *, tag: str = "model
 
 def _start_from_shorter_run(out: Path, key: dict) -> None:
     """Copy into `out` the checkpoint of the longest finished run in out's parent folder that differs from `key`
-    only by fewer epochs; train() then resumes it."""
+    only by fewer epochs; train() then resumes it. Unreadable keys and checkpoints are passed over."""
+    key = json.loads(json.dumps(key, sort_keys=True))           # as it reads back from key.json (lists, not tuples)
     best, best_epochs = None, 0
     for other in out.parent.glob(f"*/{KEY_NAME}"):
+        ckpt = other.parent / CKPT_NAME
         try:
             k = json.loads(other.read_text())
-        except (OSError, ValueError):
+            e = k["epochs"]
+            if {**k, "epochs": key["epochs"]} != key or not best_epochs < e < key["epochs"] or not ckpt.exists() \
+                    or load_checkpoint(ckpt)["epoch"] != e:
+                continue
+        except (OSError, ValueError, KeyError, TypeError, CheckpointError):
             continue
-        e = k.get("epochs", 0)
-        if {**k, "epochs": key["epochs"]} == key and best_epochs < e < key["epochs"] \
-                and (other.parent / CKPT_NAME).exists() and load_checkpoint(other.parent / CKPT_NAME)["epoch"] == e:
-            best, best_epochs = other.parent / CKPT_NAME, e
+        best, best_epochs = ckpt, e
     if best is not None:
         tmp = out / f".{CKPT_NAME}.tmp-{os.getpid()}"
         shutil.copyfile(best, tmp)

@@ -261,6 +261,8 @@ def test_a_longer_run_starts_from_the_shorter_one_unless_its_lr_depends_on_the_l
     cache = tmp_path / "cache"
     shorter = train_cached(model, data, TrainConfig(**{**CFG, "epochs": 2}, **recipe), tag="t", root=cache)
     train_cached(_small_setup()[0], data * 0.5, TrainConfig(**CFG, **recipe), tag="t", root=cache)  # other data
+    (cache / "t-broken").mkdir()
+    (cache / "t-broken" / "key.json").write_text("{half a key")                     # passed over
     longer = train_cached(_small_setup()[0], data, TrainConfig(**CFG, **recipe), tag="t", root=cache)
     fresh = train_cached(_small_setup()[0], data, TrainConfig(**CFG, **recipe), tag="t", root=tmp_path / "alone")
     assert starts == [0, 0, 0 if recipe.get("schedule") == "cosine" else 2, 0]

@@ -392,20 +392,20 @@ def train_cached(model: ScoreModel, data, cfg: TrainConfig, *, tag: str = "model
     x = _training_data(data)
     key = {"model": model_config(model), "train": cfg.identity(), "epochs": cfg.epochs,
            "data": [list(x.shape), _data_hash(x)]}
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    out = Path(root or cache_dir()) / f"{tag}-{digest}"
+    text = json.dumps(key, sort_keys=True)
+    out = Path(root or cache_dir()) / f"{tag}-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
     if not (out / CKPT_NAME).exists():
         out.mkdir(parents=True, exist_ok=True)
-        (out / KEY_NAME).write_text(json.dumps(key, sort_keys=True))
+        (out / KEY_NAME).write_text(text)
         if cfg.schedule != "cosine":
-            _start_from_shorter_run(out, key)
+            _start_from_shorter_run(out, json.loads(text))
     return train(model, x, cfg, out_dir=out, device=device, progress=progress)
 
 
 def _start_from_shorter_run(out: Path, key: dict) -> None:
     """Copy into `out` the checkpoint of the longest finished run in out's parent folder that differs from `key`
-    only by fewer epochs; train() then resumes it. Unreadable keys and checkpoints are passed over."""
-    key = json.loads(json.dumps(key, sort_keys=True))           # as it reads back from key.json (lists, not tuples)
+    only by fewer epochs (`key` as read back from key.json); train() then resumes it. Unreadable keys and
+    checkpoints are passed over."""
     best, best_epochs = None, 0
     for other in out.parent.glob(f"*/{KEY_NAME}"):
         ckpt = other.parent / CKPT_NAME

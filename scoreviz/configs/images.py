@@ -75,7 +75,7 @@ class SPRImages(Settings):
 
     def smoke_changes(self) -> dict:
         return {**super().smoke_changes(), "min_steps": 0, "k_grid": (-3.0, -1.0, 3), "fig5_ks": self.fig5_ks[:2],
-                "seeds": 2, "n_values": self.n_values[:3], "n_criterion": 4,   # 04: spreads need 2 seeds, claims N 1-5
+                "seeds": 2, "n_values": self.n_values[:3], "n_criterion": 4,   # 04: 2 seeds for spreads, its claims read N 5
                 "n_show": 1}
 
     def detector(self, dataset: str, category: str | None = None, *, n_train: int = 0, checkpoints=None) -> SPR:

@@ -79,12 +79,32 @@ def test_bad_training_settings_stop_before_any_work():
 def test_convergence_reach_finds_the_first_fast_budget_at_the_paper_recipes_final_value():
     from benchmarks.convergence import reach
 
-    rows = pd.DataFrame({"category": ["a"] * 5 + ["b"] * 3,
-                         "recipe": ["paper", "paper", "fast", "fast", "fast", "paper", "fast", "fast"],
-                         "epochs": [100, 300, 10, 20, 40, 300, 10, 20],
-                         "train_s": [100.0, 300.0, 5.0, 10.0, 20.0, 300.0, 5.0, 10.0],
-                         "image_auroc": [0.95, 0.80, 0.70, 0.81, 0.90, 0.90, 0.5, 0.6]})
-    table = reach(rows).set_index("category")
-    assert table.loc["a", "paper image_auroc"] == 0.80         # the longest budget's value, not the best one
-    assert (table.loc["a", "fast epochs"], table.loc["a", "share of time"]) == (20, 10.0 / 300.0)
-    assert pd.isna(table.loc["b", "fast epochs"]) and pd.isna(table.loc["b", "share of time"])    # never reached
+    rows = pd.DataFrame({"category": ["a"] * 5 + ["b"] * 3 + ["a"] * 2, "seed": [0] * 8 + [1] * 2,
+                         "recipe": ["paper", "paper", "fast", "fast", "fast", "paper", "fast", "fast", "paper", "fast"],
+                         "epochs": [100, 300, 10, 20, 40, 300, 10, 20, 300, 10],
+                         "train_s": [100.0, 300.0, 5.0, 10.0, 20.0, 300.0, 5.0, 10.0, 200.0, 4.0],
+                         "image_auroc": [0.95, 0.80, 0.70, 0.81, 0.90, 0.90, 0.5, 0.6, 0.6, 0.7]})
+    table = reach(rows).set_index(["category", "seed"])
+    assert len(table) == 3                                      # one row per category and seed
+    assert table.loc[("a", 0), "paper image_auroc"] == 0.80    # the longest budget's value, not the best one
+    assert (table.loc[("a", 0), "fast epochs"], table.loc[("a", 0), "share of time"]) == (20, 10.0 / 300.0)
+    assert table.loc[("a", 1), "share of time"] == 4.0 / 200.0  # each seed against its own paper run
+    assert pd.isna(table.loc[("b", 0), "fast epochs"]) and pd.isna(table.loc[("b", 0), "share of time"])  # never reached
+
+
+def test_convergence_rows_of_a_new_seed_join_the_old_ones(tmp_path, monkeypatch):
+    from benchmarks import convergence
+
+    monkeypatch.setattr(convergence, "HERE", tmp_path)
+    monkeypatch.setattr(convergence.plots, "save_figure", lambda fig, name, out: None)
+
+    def rows(cat, seed, auroc):
+        return pd.DataFrame({"category": [cat] * 2, "seed": [seed] * 2, "recipe": ["paper", "fast"], "epochs": [30, 10],
+                             "train_s": [30.0, 5.0], "image_auroc": [auroc] * 2, "pixel_auroc": [auroc] * 2})
+    convergence.save(pd.concat([rows("grass", 0, 0.8), rows("digit3", 0, 0.7)]), 32)
+    convergence.save(rows("grass", 1, 0.6), 32)             # another seed: added
+    convergence.save(rows("digit3", 0, 0.9), 32)            # the same category and seed: replaced
+    saved = pd.read_csv(tmp_path / "quality" / "convergence.csv")
+    assert sorted(set(zip(saved.category, saved.seed, saved.image_auroc))) == [
+        ("digit3", 0, 0.9), ("grass", 0, 0.8), ("grass", 1, 0.6)]
+    assert len(saved) == 6
